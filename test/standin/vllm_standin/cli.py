@@ -1,0 +1,457 @@
+"""`vllm` console script of the vllm-standin test package (NOT vLLM).
+
+    vllm serve MODEL [--host H] [--port P] [--served-model-name N ...] [...]
+    vllm --version
+
+Environment:
+  VLLM_API_KEY               when set, /v1/* require `Authorization: Bearer <key>`
+                             (like vLLM; /health and /metrics stay open)
+  VLLM_STANDIN_RECORD        where argv/environment are recorded as JSON
+                             (default /var/lib/vllm-standin/record.json, mode 0600)
+  VLLM_STANDIN_START_DELAY   seconds of simulated loading before the port is
+                             bound (default 0); progress is logged meanwhile
+  VLLM_STANDIN_SHARDS        number of checkpoint shards to "load" (default 4)
+  VLLM_STANDIN_CRASH=1       crash (exit 1) after the simulated loading, like
+                             `--standin-crash`
+  VLLM_STANDIN_LEAK_ENV      comma-separated env names whose VALUES the crash
+                             message prints (simulates a library echoing a
+                             token) so tests can prove the readiness gate
+                             redacts secrets from the journal tail
+  VLLM_STANDIN_LENIENT=1     accept unknown flags (removed flags still refused)
+  VLLM_STANDIN_VERSION       version when run from the source tree
+
+Flags vLLM removed are refused, exit 2, the way vLLM's argparse does
+("vllm: error: unrecognized arguments: --swap-space 4") when the stand-in's
+own version (the wheel's version, see build-wheel.py) is at or past the
+version that removed them.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from vllm_standin import OWNED_BY, version
+
+# Flags vLLM removed, and the first release without them. Sources:
+#   --disable-log-requests: replaced by --enable-log-requests (vllm PR #21739),
+#     removed in 0.12.0 (vllm PR #29402).
+#   --swap-space: removed from EngineArgs/CLI (vllm PR #36216); absent from
+#     EngineArgs from 0.18.0 on (unslothai/unsloth-zoo#1210).
+#   The V0-engine flags below were gone by 0.11.0 (V0 engine removal); their
+#     exact removal may be earlier. Only the stand-in uses this table; the
+#     renderer's own version table is the authority.
+REMOVED_FLAGS = {
+    "--disable-log-requests": ((0, 12, 0), False),
+    "--swap-space": ((0, 18, 0), True),
+    "--max-seq-len-to-capture": ((0, 11, 0), True),
+    "--num-scheduler-steps": ((0, 11, 0), True),
+    "--use-v2-block-manager": ((0, 11, 0), False),
+    "--speculative-model": ((0, 11, 0), True),
+    "--guided-decoding-backend": ((0, 11, 0), True),
+}
+
+# (flag, aliases, takes_value) of `vllm serve` flags the stand-in knows.
+VALUE_FLAGS = [
+    ("--model", []), ("--config", []), ("--host", []), ("--port", []),
+    ("--uvicorn-log-level", []), ("--api-key", []), ("--hf-token", []),
+    ("--tokenizer", []), ("--tokenizer-mode", []), ("--revision", []),
+    ("--code-revision", []), ("--tokenizer-revision", []), ("--dtype", []),
+    ("--download-dir", []), ("--load-format", []), ("--config-format", []),
+    ("--max-model-len", []), ("--tensor-parallel-size", ["-tp"]),
+    ("--pipeline-parallel-size", ["-pp"]), ("--data-parallel-size", ["-dp"]),
+    ("--data-parallel-size-local", []), ("--data-parallel-address", []),
+    ("--data-parallel-rpc-port", []), ("--data-parallel-start-rank", []),
+    ("--gpu-memory-utilization", []), ("--kv-cache-memory-bytes", []),
+    ("--kv-cache-dtype", []), ("--quantization", ["-q"]), ("--max-num-seqs", []),
+    ("--max-num-batched-tokens", []), ("--tool-call-parser", []),
+    ("--reasoning-parser", []), ("--chat-template", []),
+    ("--chat-template-content-format", []), ("--distributed-executor-backend", []),
+    ("--safetensors-load-strategy", []), ("--seed", []), ("--block-size", []),
+    ("--max-log-len", []), ("--generation-config", []), ("--allowed-origins", []),
+    ("--root-path", []), ("--cpu-offload-gb", []),
+    ("--max-parallel-loading-workers", []), ("--api-server-count", []),
+    ("--compilation-config", ["-O"]), ("--speculative-config", []),
+    ("--hf-overrides", []), ("--override-generation-config", []),
+    ("--limit-mm-per-prompt", []), ("--mm-processor-kwargs", []),
+    ("--max-cudagraph-capture-size", []), ("--nnodes", []), ("--node-rank", []),
+    ("--master-addr", []), ("--master-port", []), ("--structured-outputs-config", []),
+    ("--max-loras", []), ("--max-lora-rank", []), ("--task", []), ("--runner", []),
+    ("--convert", []), ("--swap-space", []), ("--max-seq-len-to-capture", []),
+    ("--num-scheduler-steps", []), ("--speculative-model", []),
+    ("--guided-decoding-backend", []), ("--enable-log-outputs", []),
+]
+BOOL_FLAGS = [
+    "--trust-remote-code", "--enforce-eager", "--enable-auto-tool-choice",
+    "--enable-prefix-caching", "--enable-chunked-prefill", "--disable-log-stats",
+    "--enable-log-requests", "--disable-custom-all-reduce", "--headless",
+    "--enable-expert-parallel", "--async-scheduling", "--enable-lora",
+    "--disable-frontend-multiprocessing", "--disable-uvicorn-access-log",
+    "--enable-sleep-mode", "--skip-tokenizer-init", "--disable-log-requests",
+    "--use-v2-block-manager",
+]
+NARGS_FLAGS = [("--served-model-name", "+"), ("--lora-modules", "+"), ("--middleware", "*")]
+
+
+def _vtuple(v):
+    out = []
+    for part in v.split("+")[0].split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        out.append(int(digits) if digits else 0)
+    while len(out) < 3:
+        out.append(0)
+    return tuple(out[:3])
+
+
+def log(level, where, msg):
+    # vLLM's format: "INFO 11-24 05:01:02 [api_server.py:1234] message"
+    ts = time.strftime("%m-%d %H:%M:%S")
+    sys.stderr.write("%s %s [%s] %s\n" % (level, ts, where, msg))
+    sys.stderr.flush()
+
+
+def build_parser(ver):
+    removed_now = {f for f, (rv, _) in REMOVED_FLAGS.items() if _vtuple(ver) >= rv}
+    parser = argparse.ArgumentParser(prog="vllm", allow_abbrev=False,
+                                     description="vllm-standin %s: a test stand-in for vLLM (not vLLM)" % ver)
+    parser.add_argument("--version", action="store_true")
+    sub = parser.add_subparsers(dest="subparser")
+    serve = sub.add_parser("serve", allow_abbrev=False,
+                           help="start the stand-in OpenAI-compatible server")
+    serve.add_argument("model_tag", nargs="?", default=None)
+    for flag, aliases in VALUE_FLAGS:
+        if flag in removed_now:
+            continue
+        serve.add_argument(flag, *aliases, default=None)
+    for flag in BOOL_FLAGS:
+        if flag in removed_now:
+            continue
+        dest = flag[2:].replace("-", "_")
+        serve.add_argument(flag, dest=dest, action="store_true", default=None)
+        if flag not in REMOVED_FLAGS:
+            serve.add_argument("--no-" + flag[2:], dest=dest, action="store_false")
+    for flag, nargs in NARGS_FLAGS:
+        serve.add_argument(flag, nargs=nargs, default=None)
+    serve.add_argument("--standin-crash", action="store_true",
+                       help="stand-in only: exit 1 after the simulated loading")
+    return parser, removed_now
+
+
+def normalize(argv):
+    # vLLM's FlexibleArgumentParser accepts --foo_bar for --foo-bar
+    out = []
+    for a in argv:
+        if a.startswith("--") and "_" in a:
+            name, eq, val = a.partition("=")
+            a = name.replace("_", "-") + eq + val
+        out.append(a)
+    return out
+
+
+def record(args, ver):
+    path = os.environ.get("VLLM_STANDIN_RECORD", "/var/lib/vllm-standin/record.json")
+    data = {
+        "standin": True,
+        "version": ver,
+        "argv": sys.argv,
+        "env": dict(os.environ),
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "uid": os.getuid(),
+        "cwd": os.getcwd(),
+        "time": time.time(),
+        "parsed": {k: v for k, v in vars(args).items() if k != "api_key"},
+    }
+    d = os.path.dirname(path) or "."
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class State:
+    def __init__(self, args, ver):
+        self.args = args
+        self.version = ver
+        self.model = args.model_tag or args.model
+        self.served = list(args.served_model_name or [self.model])
+        key = args.api_key or os.environ.get("VLLM_API_KEY") or ""
+        self.api_keys = [key] if key else []
+        self.auto_tool_choice = bool(args.enable_auto_tool_choice) and bool(args.tool_call_parser)
+        self.max_model_len = int(args.max_model_len) if (args.max_model_len or "").isdigit() else 4096
+        self.lock = threading.Lock()
+        self.counters = {"requests": 0, "prompt_tokens": 0, "generation_tokens": 0}
+        self.created = int(time.time())
+
+
+def _args_for(schema):
+    out = {}
+    props = (schema or {}).get("properties") or {}
+    for name in (schema or {}).get("required") or list(props)[:1]:
+        p = props.get(name) or {}
+        if p.get("enum"):
+            out[name] = p["enum"][0]
+            continue
+        t = p.get("type", "string")
+        out[name] = {"string": "standin", "number": 1, "integer": 1, "boolean": True,
+                     "array": [], "object": {}}.get(t, "standin")
+    return out
+
+
+def make_handler(state):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "vllm-standin"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *a):
+            # uvicorn-like access log line
+            sys.stderr.write('INFO:     %s:%s - "%s" %s\n' % (self.client_address[0], self.client_address[1],
+                                                               self.requestline, a[1] if len(a) > 1 else ""))
+            sys.stderr.flush()
+
+        def _send(self, code, body, ctype="application/json"):
+            data = body if isinstance(body, bytes) else (
+                json.dumps(body, separators=(",", ":")).encode() if ctype == "application/json" else body.encode())
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, code, message, etype):
+            self._send(code, {"error": {"message": message, "type": etype, "param": None, "code": code}})
+
+        def _authorized(self):
+            if not self.path.startswith("/v1") or not state.api_keys:
+                return True
+            auth = self.headers.get("Authorization", "")
+            if any(auth == "Bearer " + k for k in state.api_keys):
+                return True
+            self._send(401, {"error": "Unauthorized"})
+            return False
+
+        def _path(self):
+            return self.path.split("?", 1)[0]
+
+        def do_GET(self):
+            if not self._authorized():
+                return
+            p = self._path()
+            if p == "/health":
+                self._send(200, b"", "application/json")
+            elif p == "/ping":
+                self._send(200, b"", "application/json")
+            elif p == "/version":
+                self._send(200, {"version": state.version, "standin": True})
+            elif p == "/v1/models":
+                self._send(200, {"object": "list", "data": [
+                    {"id": n, "object": "model", "created": state.created, "owned_by": OWNED_BY,
+                     "root": state.model, "parent": None, "max_model_len": state.max_model_len,
+                     "permission": []} for n in state.served]})
+            elif p == "/metrics":
+                with state.lock:
+                    c = dict(state.counters)
+                lines = ["# vllm-standin: stand-in metrics, not vLLM"]
+                for n in state.served:
+                    lab = 'model_name="%s"' % n.replace('"', '\\"')
+                    lines += [
+                        "vllm:num_requests_running{%s} 0.0" % lab,
+                        "vllm:num_requests_waiting{%s} 0.0" % lab,
+                        "vllm:kv_cache_usage_perc{%s} 0.0" % lab,
+                        "vllm:num_preemptions_total{%s} 0.0" % lab,
+                        "vllm:prompt_tokens_total{%s} %d.0" % (lab, c["prompt_tokens"]),
+                        "vllm:generation_tokens_total{%s} %d.0" % (lab, c["generation_tokens"]),
+                        "vllm:request_success_total{%s} %d.0" % (lab, c["requests"]),
+                    ]
+                self._send(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")
+            else:
+                self._error(404, "Not Found", "NotFoundError")
+
+        def do_POST(self):
+            if not self._authorized():
+                return
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n) if n else b""
+            p = self._path()
+            if p != "/v1/chat/completions":
+                self._error(404, "Not Found", "NotFoundError")
+                return
+            try:
+                req = json.loads(raw or b"{}")
+            except ValueError:
+                self._error(400, "invalid JSON body", "BadRequestError")
+                return
+            model = req.get("model") or state.served[0]
+            if model not in state.served:
+                self._error(404, "The model `%s` does not exist." % model, "NotFoundError")
+                return
+            msgs = req.get("messages") or []
+            last = ""
+            for m in msgs:
+                if m.get("role") == "user":
+                    c = m.get("content")
+                    last = c if isinstance(c, str) else json.dumps(c)
+            tools = req.get("tools") or []
+            choice = req.get("tool_choice", "auto" if tools else "none")
+            if tools and choice == "auto" and not state.auto_tool_choice:
+                self._error(400, '"auto" tool choice requires --enable-auto-tool-choice and '
+                                 '--tool-call-parser to be set', "BadRequestError")
+                return
+            message = {"role": "assistant", "content": None}
+            finish = "stop"
+            if tools and choice != "none":
+                fn = tools[0].get("function") or {}
+                if isinstance(choice, dict):
+                    want = (choice.get("function") or {}).get("name")
+                    for t in tools:
+                        if (t.get("function") or {}).get("name") == want:
+                            fn = t["function"]
+                message["tool_calls"] = [{
+                    "id": "chatcmpl-tool-" + uuid.uuid4().hex[:24], "type": "function",
+                    "function": {"name": fn.get("name", "unknown"),
+                                 "arguments": json.dumps(_args_for(fn.get("parameters")))}}]
+                finish = "tool_calls"
+            else:
+                message["content"] = ("[vllm-standin] This is the pulumi-vllm test stand-in, not a model. "
+                                      "You said: %s" % last)
+            ptok = sum(len(str(m.get("content") or "").split()) for m in msgs)
+            ctok = len((message["content"] or "x").split())
+            with state.lock:
+                state.counters["requests"] += 1
+                state.counters["prompt_tokens"] += ptok
+                state.counters["generation_tokens"] += ctok
+            rid = "chatcmpl-standin-" + uuid.uuid4().hex[:16]
+            now = int(time.time())
+            if req.get("stream"):
+                chunk = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model,
+                         "choices": [{"index": 0, "delta": message, "finish_reason": finish}]}
+                body = "data: %s\n\ndata: [DONE]\n\n" % json.dumps(chunk)
+                self._send(200, body, "text/event-stream")
+                return
+            self._send(200, {
+                "id": rid, "object": "chat.completion", "created": now, "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": {"prompt_tokens": ptok, "completion_tokens": ctok, "total_tokens": ptok + ctok}})
+
+    return Handler
+
+
+def simulate_loading(delay, shards):
+    t0 = time.time()
+    load_part, graph_part = delay * 0.6, delay * 0.3
+    log("INFO", "default_loader.py:267", "Loading weights took 0.00 seconds (stand-in: nothing is loaded)")
+    for i in range(shards + 1):
+        if i:
+            time.sleep(load_part / shards)
+        pct = int(100 * i / shards)
+        log("INFO", "weight_utils.py:412",
+            "Loading safetensors checkpoint shards: %3d%% Completed | %d/%d" % (pct, i, shards))
+    log("INFO", "gpu_model_runner.py:2602",
+        "Model loading took 0.0000 GiB and %.6f seconds" % (time.time() - t0))
+    log("INFO", "gpu_worker.py:298", "Available KV cache memory: 0.00 GiB (stand-in)")
+    log("INFO", "kv_cache_utils.py:1087", "GPU KV cache size: 0 tokens (stand-in)")
+    steps = 4
+    for i in range(steps + 1):
+        if i:
+            time.sleep(graph_part / steps)
+        log("INFO", "gpu_model_runner.py:3480",
+            "Capturing CUDA graphs (mixed prefill-decode, PIECEWISE): %3d%% | %d/%d" % (100 * i // steps, i, steps))
+    log("INFO", "gpu_model_runner.py:3559", "Graph capturing finished in %.0f secs" % graph_part)
+    time.sleep(max(0.0, delay - (time.time() - t0)))
+    log("INFO", "core.py:214",
+        "init engine (profile, create kv cache, warmup model) took %.2f seconds" % (time.time() - t0))
+
+
+def main(argv=None):
+    ver = version()
+    argv = normalize(list(sys.argv[1:] if argv is None else argv))
+    parser, removed_now = build_parser(ver)
+    lenient = os.environ.get("VLLM_STANDIN_LENIENT") == "1"
+    if lenient:
+        args, unknown = parser.parse_known_args(argv)
+        bad = [u for u in unknown if u.split("=", 1)[0] in removed_now]
+        if bad:
+            parser.error("unrecognized arguments: %s" % " ".join(bad))
+    else:
+        args = parser.parse_args(argv)  # exits 2 on unknown / removed flags
+    if args.version:
+        print("%s (vllm-standin, not vLLM)" % ver)
+        return 0
+    if args.subparser != "serve":
+        parser.print_help()
+        return 2
+    if not (args.model_tag or args.model):
+        parser.error("serve: a model is required (vllm serve MODEL)")
+
+    here = "api_server.py:1885"
+    log("INFO", here, "vLLM API server version %s" % ver)
+    log("WARNING", here, "THIS IS vllm-standin, the pulumi-vllm TEST STAND-IN, NOT vLLM: "
+                         "no model is loaded and no GPU is used")
+    log("INFO", "utils.py:326", "non-default args: %s" % json.dumps(
+        {k: v for k, v in sorted(vars(args).items()) if v not in (None, False) and k != "api_key"}))
+    for flag, (rv, _) in REMOVED_FLAGS.items():
+        if flag not in removed_now and getattr(args, flag[2:].replace("-", "_"), None) not in (None, False):
+            log("WARNING", "arg_utils.py:1750", "argument '%s' is deprecated and will be removed in v%s"
+                % (flag, ".".join(map(str, rv))))
+    record(args, ver)
+
+    def on_term(signum, _frame):
+        log("INFO", "launcher.py:110", "Shutting down FastAPI HTTP server (signal %d)." % signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    delay = float(os.environ.get("VLLM_STANDIN_START_DELAY") or 0)
+    shards = max(1, int(os.environ.get("VLLM_STANDIN_SHARDS") or 4))
+    crash = args.standin_crash or os.environ.get("VLLM_STANDIN_CRASH") == "1"
+    simulate_loading(delay, shards)
+    if crash:
+        log("ERROR", "core.py:708", "EngineCore failed to start.")
+        leaked = []
+        for name in filter(None, (os.environ.get("VLLM_STANDIN_LEAK_ENV") or "").split(",")):
+            leaked.append("%s=%s" % (name, os.environ.get(name, "")))
+        if leaked:
+            log("ERROR", "core.py:710", "huggingface_hub.errors.HfHubHTTPError: 401 Client Error "
+                                        "(simulated leak by the stand-in: %s)" % " ".join(leaked))
+        log("ERROR", "core.py:712",
+            "RuntimeError: vllm-standin: simulated crash (--standin-crash or VLLM_STANDIN_CRASH=1)")
+        return 1
+
+    state = State(args, ver)
+    host = args.host or ""
+    port = int(args.port or 8000)
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.daemon_threads = True
+    if ":" in host:
+        ThreadingHTTPServer.address_family = socket.AF_INET6
+    try:
+        httpd = ThreadingHTTPServer((host, port), make_handler(state))
+    except OSError as e:
+        log("ERROR", here, "[Errno %s] error while attempting to bind on address (%r, %d): %s"
+            % (e.errno, host, port, e.strerror))
+        return 1
+    log("INFO", here, "Starting vLLM API server 0 on http://%s:%d" % (host or "0.0.0.0", port))
+    log("INFO", "launcher.py:37", "Available routes are: /health, /v1/models, /v1/chat/completions, /metrics, /version")
+    log("INFO", "server.py:82", "Started server process [%d]" % os.getpid())
+    log("INFO", "on.py:48", "Waiting for application startup.")
+    log("INFO", "on.py:62", "Application startup complete.")
+    try:
+        httpd.serve_forever(poll_interval=0.5)
+    except SystemExit:
+        pass
+    finally:
+        httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
