@@ -1,0 +1,83 @@
+// How a plan is shown: a text report for people and JSON for scripts.
+// Secrets are named, never shown: the plan holds no secret values at all.
+import type { StackConfig } from "../config/schema";
+import { round } from "../plan/host-memory";
+import { shellQuote } from "../plan/launch";
+import type { Plan } from "../plan/plan";
+
+export function planJson(p: Plan, stack?: string) {
+  return {
+    stack: stack ?? null,
+    topology: p.topology,
+    fits: p.fits,
+    problems: p.problems,
+    warnings: p.warnings,
+    model: p.model,
+    // per GPU rank (the busiest one)
+    weightsGiB: round(p.gpu.weightsGiB, 3),
+    kvCacheGiB: round(p.gpu.kvCacheGiB, 3),
+    kvCacheTokens: p.gpu.kvCacheTokens,
+    maxModelLen: p.gpu.maxModelLen,
+    maxConcurrency: p.gpu.maxConcurrency,
+    gpu: Object.fromEntries(Object.entries(p.gpu).map(([k, v]) => [k, typeof v === "number" ? round(v, 3) : v])),
+    host: p.host,
+    launch: {
+      argv: p.launch.argv,
+      env: p.launch.env,
+      secretEnv: p.launch.secretEnv,
+      commandLine: p.launch.argv.map(shellQuote).join(" "),
+      maxModelLen: p.launch.maxModelLen,
+    },
+    steps: p.steps,
+  };
+}
+
+function table(rows: [string, string][]): string {
+  const w = Math.max(...rows.map((r) => r[0].length));
+  return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join("\n");
+}
+
+export function renderPlanText(p: Plan, c: StackConfig, stack?: string): string {
+  const g = p.gpu;
+  const h = p.host;
+  const gib = (x: number) => `${round(x).toFixed(2)} GiB`;
+  const lines: string[] = [];
+  lines.push(`pulumi-vllm plan${stack ? ` for stack ${stack}` : ""}: ${p.model.id} (${p.model.weightFormat}, ${p.model.paramsB}B params)`);
+  lines.push(
+    `topology ${p.topology}, ${c.hardware.gpuCount} x ${c.hardware.gpuName} ${c.hardware.gpuMemoryGiB} GiB${
+      c.topology === "slurm" ? ` per node x ${c.slurm.nodes} nodes` : ""
+    }, TP ${c.serving.tensorParallel} x PP ${c.serving.pipelineParallel}, vLLM ${c.vllm.version}`,
+  );
+  lines.push("", "GPU memory, per GPU (busiest rank):");
+  lines.push(
+    table([
+      ["budget", `${gib(g.budgetGiB)}  (${c.serving.gpuMemoryUtilization} x ${c.hardware.gpuMemoryGiB} GiB)`],
+      ["weights", gib(g.weightsGiB)],
+      ["activation peak", `${gib(g.activationGiB)}  (profile run)`],
+      ["CUDA graphs", gib(g.cudaGraphGiB)],
+      ["non-torch", gib(g.nonTorchGiB)],
+      ["KV cache", `${gib(g.kvCacheGiB)}  = ${g.kvCacheTokens} tokens (${g.kvBytesPerToken} bytes/token)`],
+      ["max model len", `${p.launch.maxModelLen}${g.maxModelLenAsked === undefined ? " (auto)" : ""}; largest that fits: ${g.maxModelLen}`],
+      ["concurrency", `${g.maxConcurrency} requests of ${p.launch.maxModelLen} tokens`],
+      ["outside budget", `${gib(g.headroomGiB)} (needs ~${gib(g.headroomNeededGiB)})`],
+    ]),
+  );
+  lines.push("", "Host:");
+  lines.push(
+    table([
+      ["RAM peak (load)", `${gib(h.peakRamGiB)}  (${Object.entries(h.breakdown).map(([k, v]) => `${k} ${v}`).join(", ")})`],
+      ["RAM + swap", `${c.hardware.hostRamGiB} + ${h.swapGiB} GiB${h.swapNeededGiB ? ` (swap needed: ${h.swapNeededGiB} GiB)` : ""}`],
+      ["disk", `${gib(h.diskNeededGiB)} needed of ${c.hardware.freeDiskGiB} GiB free`],
+    ]),
+  );
+  lines.push("", "Command:", "  " + p.launch.argv.map(shellQuote).join(" "));
+  lines.push("Environment:");
+  for (const [k, v] of Object.entries(p.launch.env)) lines.push(`  ${k}=${shellQuote(v)}`);
+  for (const k of p.launch.secretEnv) lines.push(`  ${k}=[secret, from the 0600 environment file]`);
+  lines.push("", "Host steps, in order:");
+  p.steps.forEach((s, i) => lines.push(`  ${i + 1}. ${s.name}: ${s.what}`));
+  if (p.warnings.length) lines.push("", "Warnings:", ...p.warnings.map((w) => `  ! ${w}`));
+  lines.push("", p.fits ? "Verdict: fits." : "Verdict: DOES NOT FIT.");
+  if (p.problems.length) lines.push(...p.problems.map((x) => `  - ${x}`));
+  return lines.join("\n") + "\n";
+}

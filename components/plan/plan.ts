@@ -1,0 +1,262 @@
+// The whole plan of a stack: model, per-GPU memory, host RAM/swap/disk, the
+// verdict with the change that makes it fit, the launch command, and the
+// host steps in order. Pure: `pulumi preview` and the `plan` command both
+// call makePlan and fail on the same problems.
+import type { StackConfig } from "../config/schema";
+import type { LoadedConfig } from "../config/load";
+import { ModelArch, resolveModel, UnknownModelError } from "./catalog";
+import { GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "./memory";
+import { HostPlan, planHost, round } from "./host-memory";
+import { Launch, renderLaunch } from "./launch";
+import { checkForVersion } from "./vllm-versions";
+
+export interface Step {
+  name: string;
+  what: string;
+}
+
+export interface Plan {
+  topology: StackConfig["topology"];
+  model: { id: string; source: string; weightFormat: string; paramsB: number };
+  gpu: GpuPlan;
+  host: HostPlan;
+  fits: boolean;
+  problems: string[];
+  warnings: string[];
+  launch: Launch;
+  steps: Step[];
+}
+
+/** Parse a maxModelLen setting: 4096, "32k", "auto" (undefined). */
+export function parseModelLen(v: number | string): number | undefined {
+  if (typeof v === "number") return v;
+  if (v === "auto") return undefined;
+  const m = /^(\d+)([kK]?)$/.exec(v);
+  if (!m) throw new Error(`bad maxModelLen ${v}`);
+  return Number(m[1]) * (m[2] ? 1024 : 1);
+}
+
+/** For maxModelLen auto: 90 % of what fits, in whole 1024s, so the estimate's error does not fail the start. */
+export function autoModelLen(fit: number, modelMax: number): number {
+  if (fit >= modelMax) return modelMax;
+  const len = Math.floor((fit * 0.9) / 1024) * 1024;
+  return len > 0 ? len : Math.floor(fit / 16) * 16;
+}
+
+export function gpuInput(c: StackConfig, arch: ModelArch): GpuPlanInput {
+  const sched = schedulerDefaults(c.hardware.gpuMemoryGiB, c.hardware.gpuName);
+  return {
+    arch,
+    quantization: c.model.quantization as QuantMethod,
+    kvCacheDtype: c.model.kvCacheDtype,
+    tp: c.serving.tensorParallel,
+    pp: c.serving.pipelineParallel,
+    gpuMemoryGiB: c.hardware.gpuMemoryGiB,
+    gpuMemoryInUseGiB: c.hardware.gpuMemoryInUseGiB,
+    utilization: c.serving.gpuMemoryUtilization,
+    maxModelLen: parseModelLen(c.serving.maxModelLen),
+    maxNumSeqs: c.serving.maxNumSeqs ?? sched.maxNumSeqs,
+    maxNumBatchedTokens: c.serving.maxNumBatchedTokens ?? sched.maxNumBatchedTokens,
+    enforceEager: c.serving.enforceEager,
+  };
+}
+
+/** Structural checks of model x parallelism x quantization (vLLM refuses these at start). */
+export function modelChecks(c: StackConfig, arch: ModelArch): string[] {
+  const out: string[] = [];
+  const tp = c.serving.tensorParallel;
+  const pp = c.serving.pipelineParallel;
+  const divisors = [1, 2, 4, 8, 16].filter((d) => arch.heads % d === 0 && (arch.kvHeads % d === 0 || d % arch.kvHeads === 0));
+  if (arch.heads % tp !== 0 || (arch.kvHeads % tp !== 0 && tp % arch.kvHeads !== 0)) {
+    out.push(
+      `serving.tensorParallel: ${tp} does not divide ${arch.id}'s ${arch.heads} attention heads / ${arch.kvHeads} KV heads -> use one of ${divisors.join(", ")}`,
+    );
+  }
+  if (pp > arch.layers) out.push(`serving.pipelineParallel: ${pp} stages for ${arch.layers} layers -> at most ${arch.layers}`);
+  const q = c.model.quantization;
+  const native = arch.quantization?.method;
+  const preQuantizedOnly = ["gptq", "gptq_marlin", "awq", "awq_marlin", "mxfp4", "compressed-tensors"];
+  if (native && q !== "none" && !q.startsWith(native)) {
+    out.push(`model.quantization: ${arch.id} is a ${native} checkpoint and cannot be loaded as ${q} -> set model.quantization: none (vLLM reads ${native} from its config.json)`);
+  } else if (!native && preQuantizedOnly.includes(q)) {
+    out.push(
+      `model.quantization: ${q} needs a checkpoint quantized ahead of time and ${arch.id} is not one -> use bitsandbytes (4-bit) or fp8 (8-bit), quantized while loading, or an -AWQ/-GPTQ model id`,
+    );
+  }
+  const asked = parseModelLen(c.serving.maxModelLen);
+  if (asked !== undefined && asked > arch.maxPositionEmbeddings) {
+    out.push(`serving.maxModelLen: ${asked} is beyond ${arch.id}'s context of ${arch.maxPositionEmbeddings} -> at most ${arch.maxPositionEmbeddings}`);
+  }
+  return out;
+}
+
+function fitsGpu(p: GpuPlan): boolean {
+  return p.kvCacheGiB > 0 && p.maxModelLen > 0 && (p.maxModelLenAsked === undefined || p.maxModelLen >= p.maxModelLenAsked);
+}
+
+/** The changes that would make a GPU plan fit, each checked by re-planning. */
+export function suggestFixes(c: StackConfig, arch: ModelArch, base: GpuPlanInput, p: GpuPlan): string[] {
+  const fixes: string[] = [];
+  const tries = (patch: Partial<GpuPlanInput>) => planGpu({ ...base, ...patch });
+  const weightsFit = p.kvCacheGiB > 0;
+  if (weightsFit && p.maxModelLen >= 256) fixes.push(`lower serving.maxModelLen to ${p.maxModelLen}`);
+  if (!base.kvCacheDtype.startsWith("fp8") && fitsGpu(tries({ kvCacheDtype: "fp8" }))) fixes.push("set model.kvCacheDtype: fp8 (half the KV bytes)");
+  for (let u = Math.ceil(base.utilization * 100 + 1) / 100; u <= 0.95 + 1e-9; u = Math.round((u + 0.01) * 100) / 100) {
+    const t = tries({ utilization: u });
+    if (fitsGpu(t)) {
+      if (t.headroomGiB >= t.headroomNeededGiB) fixes.push(`raise serving.gpuMemoryUtilization to ${u}`);
+      break;
+    }
+  }
+  const maxGpus = c.topology === "slurm" ? c.slurm.nodes * c.slurm.gpusPerNode : c.hardware.gpuCount;
+  for (const tp of [2, 4, 8, 16]) {
+    if (tp <= base.tp || tp * base.pp > maxGpus || arch.heads % tp !== 0) continue;
+    if (fitsGpu(tries({ tp }))) {
+      fixes.push(`set serving.tensorParallel: ${tp} (the host has ${maxGpus} GPUs)`);
+      break;
+    }
+  }
+  if (!arch.quantization && base.quantization === "none") {
+    const quantized = (["fp8", "bitsandbytes"] as const)
+      .map((q) => ({ q, t: tries({ quantization: q }) }))
+      .filter(({ t }) => fitsGpu(t))
+      .map(({ q, t }) => `model.quantization: ${q} (${q === "fp8" ? "8-bit" : "4-bit"} while loading: ${round(t.weightsGiB)} GiB of weights per GPU instead of ${round(p.weightsGiB)})`);
+    if (quantized.length) fixes.push(`quantize: ${quantized.join(" or ")}, or use a pre-quantized -AWQ/-GPTQ checkpoint`);
+  }
+  return fixes;
+}
+
+export function makePlan(loaded: LoadedConfig): Plan {
+  const c = loaded.config;
+  let arch: ModelArch;
+  try {
+    arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB);
+  } catch (e) {
+    if (e instanceof UnknownModelError) throw new PlanError([e.message]);
+    throw e;
+  }
+  const problems = modelChecks(c, arch);
+  const warnings: string[] = [];
+  const input = gpuInput(c, arch);
+  const gpu = planGpu(input);
+
+  if (gpu.kvCacheGiB <= 0) {
+    const fixes = suggestFixes(c, arch, input, gpu);
+    problems.push(
+      `serving: the weights (${round(gpu.weightsGiB)} GiB per GPU, ${gpu.weightFormat}) and vLLM's working memory (${round(
+        gpu.activationGiB + gpu.cudaGraphGiB + gpu.nonTorchGiB,
+      )} GiB) do not fit in ${round(gpu.budgetGiB)} GiB (${c.serving.gpuMemoryUtilization} x ${c.hardware.gpuMemoryGiB} GiB) -> ${fixes.join("; or ") || "use more or bigger GPUs"}`,
+    );
+  } else if (gpu.maxModelLenAsked !== undefined && gpu.maxModelLen < gpu.maxModelLenAsked) {
+    const fixes = suggestFixes(c, arch, input, gpu);
+    problems.push(
+      `serving.maxModelLen: one request of ${gpu.maxModelLenAsked} tokens needs more KV cache than the ${round(gpu.kvCacheGiB)} GiB left per GPU (${gpu.kvCacheTokens} tokens) -> ${fixes.join("; or ")}`,
+    );
+  }
+  if (gpu.headroomGiB < gpu.headroomNeededGiB) {
+    warnings.push(
+      `serving.gpuMemoryUtilization: ${c.serving.gpuMemoryUtilization} leaves ${round(gpu.headroomGiB)} GiB per GPU outside vLLM's budget, less than the ~${round(
+        gpu.headroomNeededGiB,
+      )} GiB the CUDA context, NCCL and fragmentation take${c.hardware.gpuMemoryInUseGiB ? " plus what other processes hold" : ""}: risky (seed 001's rig crashed at 0.90 this way) -> ${
+        Math.floor((1 - gpu.headroomNeededGiB / c.hardware.gpuMemoryGiB) * 100) / 100
+      } or lower`,
+    );
+  }
+  const maxModelLen = gpu.maxModelLenAsked ?? autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
+  if (gpu.maxConcurrency > 0 && gpu.maxConcurrency < 1 && problems.length === 0) {
+    warnings.push(`serving: only ${gpu.maxConcurrency} requests of ${maxModelLen} tokens fit at once`);
+  }
+
+  const ranksPerNode = c.topology === "slurm" ? c.slurm.gpusPerNode : input.tp * input.pp;
+  const extra = c.serving.extraArgs;
+  const eagerLoad = extra.some((a, i) => a === "--safetensors-load-strategy=eager" || (a === "--safetensors-load-strategy" && extra[i + 1] === "eager"));
+  const host = planHost({
+    localRanks: Math.min(ranksPerNode, input.tp * input.pp),
+    weightsPerRankGiB: gpu.weightsGiB,
+    checkpointGiB: gpu.checkpointGiB,
+    hostRamGiB: c.hardware.hostRamGiB,
+    cpuCores: c.hardware.cpuCores,
+    eagerLoad,
+    freeDiskGiB: c.hardware.freeDiskGiB,
+    swap: c.topology === "slurm" ? { mode: "off" } : c.host.swap.mode === "size" ? { mode: "size", sizeGiB: c.host.swap.sizeGiB } : { mode: c.host.swap.mode },
+    cacheOnHostDisk: c.topology === "single",
+  });
+  if (!host.ramFits) {
+    problems.push(
+      c.topology === "slurm"
+        ? `slurm.memPerGpu: loading needs ~${host.peakRamGiB} GiB of host RAM per node and hardware.hostRamGiB is ${c.hardware.hostRamGiB} -> ask for more memory per GPU (--mem-per-gpu) or fewer GPUs per node`
+        : `host.swap: loading needs ~${host.peakRamGiB} GiB of host RAM (${Object.entries(host.breakdown)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ")}) and the host has ${c.hardware.hostRamGiB} GiB RAM + ${host.swapGiB} GiB swap -> set host.swap to {mode: auto} (${host.swapNeededGiB} GiB) or {mode: size, sizeGiB: ${host.swapNeededGiB}}`,
+    );
+  }
+  if (!host.diskFits) {
+    problems.push(
+      `hardware.freeDiskGiB: the checkpoint, the venv${host.swapGiB ? " and the swapfile" : ""} need ~${host.diskNeededGiB} GiB and ${c.hardware.freeDiskGiB} GiB are free -> free disk space${host.swapGiB ? ", or a smaller host.swap" : ""}`,
+    );
+  }
+
+  const launch = renderLaunch(c, arch, {
+    maxModelLen,
+    maxNumSeqs: input.maxNumSeqs,
+    maxNumBatchedTokens: input.maxNumBatchedTokens,
+    venvPath: c.topology === "slurm" ? c.slurm.sharedVenvPath : c.host.venvPath,
+    hasHfToken: loaded.secretsPresent.has("hfToken"),
+  });
+  problems.push(
+    ...checkForVersion(
+      c.vllm.version,
+      c.serving.extraArgs.filter((a) => a.startsWith("--")).map((flag) => ({ flag, where: "serving.extraArgs" })),
+      Object.keys(c.host.env).map((name) => ({ name, where: "host.env" })),
+    ),
+  );
+
+  return {
+    topology: c.topology,
+    model: { id: arch.id, source: arch.source, weightFormat: gpu.weightFormat, paramsB: round(arch.paramsB) },
+    gpu,
+    host,
+    fits: problems.length === 0,
+    problems,
+    warnings,
+    launch,
+    steps: planSteps(c, host),
+  };
+}
+
+export function planSteps(c: StackConfig, host: HostPlan): Step[] {
+  if (c.topology === "slurm") {
+    return [
+      { name: "uv-venv", what: `uv ${c.vllm.uvVersion} and a Python ${c.vllm.python} venv at ${c.slurm.sharedVenvPath} (shared filesystem, via the login node)` },
+      { name: "vllm-install", what: `${c.vllm.package.replace("{version}", c.vllm.version)} into that venv` },
+      { name: "job-secrets", what: "API key and HF token into a 0600 file on the shared filesystem" },
+      { name: "slurm-job", what: `sbatch on ${c.slurm.partition}: ${c.slurm.nodes} node(s) x ${c.slurm.gpusPerNode} GPUs, ${c.slurm.launcher} launch; waits until it runs` },
+      { name: "readiness", what: `waits for /health and /v1/models on the head node (through the login node), up to ${c.host.readinessTimeoutMinutes} min` },
+    ];
+  }
+  const steps: Step[] = [
+    { name: "toolchain", what: `apt: build-essential python3-dev libnuma-dev pkg-config${c.host.extraPackages.length ? " " + c.host.extraPackages.join(" ") : ""} (for vLLM's JIT)` },
+  ];
+  steps.push(
+    host.swapGiB > 0
+      ? { name: "swapfile", what: `${host.swapGiB} GiB swapfile at ${c.host.swap.mode === "off" ? "-" : c.host.swap.path}, one /etc/fstab line` }
+      : { name: "swapfile", what: "no swapfile (removes one this project made)" },
+  );
+  if (c.host.earlyoom.enabled) {
+    steps.push({ name: "earlyoom", what: `earlyoom -m ${c.host.earlyoom.memPercent} -s ${c.host.earlyoom.swapPercent}, prefers vLLM, avoids sshd and shells` });
+  }
+  steps.push(
+    { name: "uv-venv", what: `uv ${c.vllm.uvVersion} and a Python ${c.vllm.python} venv at ${c.host.venvPath}` },
+    { name: "vllm-install", what: `${c.vllm.package.replace("{version}", c.vllm.version)} into the venv` },
+    { name: "launch-unit", what: `systemd unit ${c.host.unitName} running vllm serve; secrets in a 0600 environment file` },
+    { name: "readiness", what: `waits for /health and /v1/models, up to ${c.host.readinessTimeoutMinutes} min, with progress from the journal` },
+  );
+  return steps;
+}
+
+export class PlanError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`the plan has ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "PlanError";
+  }
+}
