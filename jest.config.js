@@ -5,7 +5,7 @@ const tier = (name, extra = {}) => ({
   preset: "ts-jest",
   testEnvironment: "node",
   testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
-  transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true }] },
+  transform: { "^.+\\.ts$": ["ts-jest", {}] },
   ...extra,
 });
 module.exports = {

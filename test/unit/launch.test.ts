@@ -1,0 +1,84 @@
+// The vllm serve renderer, across vLLM versions.
+import { parseStackConfig } from "../../components/config/load";
+import { makePlan } from "../../components/plan/plan";
+import { checkForVersion, compareVersions } from "../../components/plan/vllm-versions";
+
+const cfg = (patch: Record<string, any> = {}, secrets: string[] = []) =>
+  parseStackConfig(
+    {
+      topology: "single",
+      connection: { host: "h", privateKeyPath: "k", insecureSkipHostKeyCheck: true },
+      hardware: { gpuCount: 1, gpuMemoryGiB: 80, hostRamGiB: 64, freeDiskGiB: 500 },
+      model: { id: "meta-llama/Llama-3.1-8B-Instruct" },
+      vllm: { version: "0.11.0" },
+      ...patch,
+    },
+    "t",
+    new Set(secrets as never[]),
+  );
+
+describe("version table", () => {
+  test("compareVersions orders x.y.z numerically", () => {
+    expect(compareVersions("0.10.2", "0.9.9")).toBeGreaterThan(0);
+    expect(compareVersions("0.11.0", "0.11.0")).toBe(0);
+    expect(compareVersions("0.6.0", "0.11.0")).toBeLessThan(0);
+  });
+  test.each([
+    ["--swap-space", "0.18.0", false],
+    ["--swap-space", "0.19.0", true],
+    ["--swap-space", "0.33.0", true],
+    ["--disable-log-requests", "0.11.0", false],
+    ["--disable-log-requests", "0.12.0", true],
+    ["--enable-log-requests", "0.10.1", true],
+    ["--enable-log-requests", "0.11.0", false],
+    ["--num-scheduler-steps", "0.10.0", false],
+    ["--num-scheduler-steps", "0.11.0", true],
+  ])("%s on vLLM %s refused: %s", (flag, version, refused) => {
+    expect(checkForVersion(version, [{ flag, where: "serving.extraArgs" }], []).length > 0).toBe(refused);
+  });
+  test("VLLM_USE_V1 (seed 001) is refused from 0.11 on, with what to do", () => {
+    const p = checkForVersion("0.11.0", [], [{ name: "VLLM_USE_V1", where: "host.env" }]);
+    expect(p).toEqual([expect.stringMatching(/^host.env: VLLM_USE_V1 was removed in vLLM 0.11.0 .* -> use nothing: V1 is the only engine/)]);
+    expect(checkForVersion("0.10.0", [], [{ name: "VLLM_USE_V1", where: "host.env" }])).toEqual([]);
+  });
+  test("a removed flag in extraArgs fails the plan with the fix", () => {
+    const p = makePlan(cfg({ serving: { extraArgs: ["--swap-space", "1"] }, vllm: { version: "0.33.0" } }));
+    expect(p.fits).toBe(false);
+    expect(p.problems.join("\n")).toMatch(/serving.extraArgs: --swap-space was removed in vLLM 0.19.0 and vllm.version is 0.33.0 -> use nothing/);
+    expect(makePlan(cfg({ serving: { extraArgs: ["--swap-space", "1"] }, vllm: { version: "0.15.0" } })).fits).toBe(true);
+  });
+  test("flag=value form is checked too", () => {
+    expect(checkForVersion("0.12.0", [{ flag: "--disable-log-requests=true", where: "x" }], [])).toHaveLength(1);
+  });
+});
+
+describe("launch rendering", () => {
+  test("argv carries no secret; the key and token are named for the environment file", () => {
+    const p = makePlan(cfg({}, ["hfToken"]));
+    expect(p.launch.secretEnv).toEqual(["VLLM_API_KEY", "HF_TOKEN"]);
+    expect(p.launch.argv.join(" ")).not.toMatch(/api-key|hf_|hf-token/i);
+    expect(Object.keys(p.launch.env)).not.toContain("VLLM_API_KEY");
+    expect(Object.keys(p.launch.env)).not.toContain("HF_TOKEN");
+  });
+  test("no HF token configured: none expected; apiKey none: no key", () => {
+    expect(makePlan(cfg({ serving: { apiKey: "none" } })).launch.secretEnv).toEqual([]);
+  });
+  test("defaults follow vLLM's scheduler defaults by GPU size", () => {
+    const big = makePlan(cfg()).launch.argv.join(" ");
+    expect(big).toContain("--max-num-seqs 1024 --max-num-batched-tokens 8192");
+    const small = makePlan(cfg({ hardware: { gpuCount: 1, gpuMemoryGiB: 24, hostRamGiB: 64, freeDiskGiB: 500 } })).launch.argv.join(" ");
+    expect(small).toContain("--max-num-seqs 256 --max-num-batched-tokens 2048");
+  });
+  test("maxModelLen auto renders a concrete number that fits", () => {
+    const p = makePlan(cfg({ hardware: { gpuCount: 1, gpuMemoryGiB: 24, hostRamGiB: 64, freeDiskGiB: 500 } }));
+    const i = p.launch.argv.indexOf("--max-model-len");
+    const len = Number(p.launch.argv[i + 1]);
+    expect(len).toBeGreaterThan(4096);
+    expect(len).toBeLessThanOrEqual(p.gpu.maxModelLen);
+  });
+  test("host.env is merged and checked; NCCL stays off for a single NVLink box", () => {
+    const p = makePlan(cfg({ host: { env: { VLLM_LOGGING_LEVEL: "DEBUG" } }, hardware: { gpuCount: 2, gpuMemoryGiB: 80, hostRamGiB: 64, freeDiskGiB: 500, interconnect: "nvlink" } }));
+    expect(p.launch.env.VLLM_LOGGING_LEVEL).toBe("DEBUG");
+    expect(p.launch.env.NCCL_P2P_DISABLE).toBeUndefined();
+  });
+});
