@@ -40,6 +40,8 @@ export interface GpuPlanInput {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   enforceEager: boolean;
+  /** GPUs can reach each other peer to peer (NVLink, or PCIe with P2P): vLLM's custom all-reduce is on. */
+  p2p: boolean;
 }
 
 export interface GpuPlan {
@@ -119,7 +121,11 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
   if (method === "mxfp4" && arch.moe && (native?.expertsOnly ?? true)) {
     const moeLayers = arch.moe.moeLayers ?? arch.layers;
     const expertParams = Math.min(bodyParams, moeLayers * arch.moe.experts * 3 * arch.hidden * arch.moe.expertIntermediate);
-    bodyBytes = expertParams * bytesPerParam("mxfp4", 4) + (bodyParams - expertParams) * 2;
+    // vllm/model_executor/layers/quantization/mxfp4.py pads each TP shard's expert intermediate size
+    // up to a multiple of 256 for its kernels (2880 -> 3072 on one GPU, 1440 -> 1536 on two).
+    const shard = arch.moe.expertIntermediate / tp;
+    const pad = (Math.ceil(shard / 256) * 256) / shard;
+    bodyBytes = expertParams * pad * bytesPerParam("mxfp4", 4) + (bodyParams - expertParams) * 2;
   } else {
     bodyBytes = bodyParams * bytesPerParam(method, bits, groupSize);
   }
@@ -169,7 +175,8 @@ export function activationBytes(arch: ModelArch, tp: number, tokens: number, max
     ? tokens * arch.moe.expertsPerToken * (arch.moe.expertIntermediate / tp) * 2 * 3
     : tokens * (arch.intermediate / tp) * 2 * 3;
   const attnScratch = tokens * (arch.heads / tp) * arch.headDim * 2 * 2;
-  const sampler = Math.max(tokens, maxNumSeqs) > 0 ? maxNumSeqs * arch.vocab * 4 * 2 : 0;
+  // The dummy sampler run profiles top-p/top-k: fp32 logits and probabilities plus int64 sort indices.
+  const sampler = maxNumSeqs * arch.vocab * (4 + 4 + 8);
   return hiddenStates + mlp + attnScratch + sampler;
 }
 
@@ -184,9 +191,14 @@ export function cudaGraphBytes(arch: ModelArch, tp: number, pp: number, maxNumSe
   return 0.1 * GiB + activationBytes(arch, tp, largest, 0) + Math.ceil(arch.layers / pp) * 2 * 1024 ** 2;
 }
 
-/** cuBLAS workspace and allocator slack, plus NCCL buffers when ranks talk. */
-export function nonTorchBytes(tp: number, pp: number): number {
-  return 0.2 * GiB + (tp * pp > 1 ? 0.3 * GiB : 0);
+/**
+ * cuBLAS workspace and allocator slack, NCCL buffers when ranks talk, and the
+ * custom all-reduce's IPC buffers when TP ranks have P2P (vLLM turns it off
+ * without P2P: consumer cards on risers). The llm-d v0.19 logs of TP-2 runs
+ * on H100 show ~2 GiB of non-torch memory per GPU.
+ */
+export function nonTorchBytes(tp: number, pp: number, p2p: boolean): number {
+  return 0.2 * GiB + (tp * pp > 1 ? 0.3 * GiB : 0) + (tp > 1 && p2p ? 1.5 * GiB : 0);
 }
 
 /**
@@ -204,7 +216,7 @@ export function planGpu(i: GpuPlanInput): GpuPlan {
   const w = weightBytes(i.arch, i.quantization, i.tp, i.pp);
   const act = activationBytes(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs);
   const graph = cudaGraphBytes(i.arch, i.tp, i.pp, i.maxNumSeqs, i.enforceEager);
-  const nonTorch = nonTorchBytes(i.tp, i.pp);
+  const nonTorch = nonTorchBytes(i.tp, i.pp, i.p2p);
   const budget = total * i.utilization;
   const kv = Math.max(0, budget - w.perRankBytes - act - graph - nonTorch);
   const perToken = kvBytesPerTokenPerLayer(i.arch, i.tp, i.kvCacheDtype) * Math.ceil(i.arch.layers / i.pp);

@@ -58,6 +58,7 @@ export function gpuInput(c: StackConfig, arch: ModelArch): GpuPlanInput {
     maxNumSeqs: c.serving.maxNumSeqs ?? sched.maxNumSeqs,
     maxNumBatchedTokens: c.serving.maxNumBatchedTokens ?? sched.maxNumBatchedTokens,
     enforceEager: c.serving.enforceEager,
+    p2p: c.hardware.interconnect === "nvlink" && c.nccl.p2pDisable !== true,
   };
 }
 

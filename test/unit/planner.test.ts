@@ -12,7 +12,7 @@ const arch = (id: string) => CATALOG.get(id.toLowerCase())!;
 function input(id: string, patch: Partial<GpuPlanInput> = {}): GpuPlanInput {
   return {
     arch: arch(id), quantization: "none", kvCacheDtype: "auto", tp: 1, pp: 1, gpuMemoryGiB: 80, gpuMemoryInUseGiB: 0,
-    utilization: 0.9, maxModelLen: 8192, maxNumSeqs: 256, maxNumBatchedTokens: 2048, enforceEager: false, ...patch,
+    utilization: 0.9, maxModelLen: 8192, maxNumSeqs: 256, maxNumBatchedTokens: 2048, enforceEager: false, p2p: false, ...patch,
   };
 }
 

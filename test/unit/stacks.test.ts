@@ -93,7 +93,7 @@ describe("Pulumi.hpc.yaml: seed 004's cluster, Llama-4-Maverick FP8 on 2 nodes x
   });
   test("the same model on one node does not fit", () => {
     const loaded = stack("hpc");
-    Object.assign(loaded.config.slurm, { nodes: 1 });
+    Object.assign((loaded.config as { slurm: object }).slurm, { nodes: 1 });
     Object.assign(loaded.config.serving, { pipelineParallel: 1 });
     expect(makePlan(loaded).fits).toBe(false);
   });

@@ -1,0 +1,55 @@
+// One host step = one bash script (components/host/scripts/<step>.sh) run
+// over SSH as a remote.Command. The script's hash is a trigger, so editing
+// the script re-runs it; parameters travel as `env` arguments of the command
+// (see remote-command.ts) and secrets on stdin; the delete command undoes
+// what create did.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { readStepScript, renderRemoteCommand, renderStdin, scriptHash } from "./remote-command";
+
+export interface HostStepArgs {
+  connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
+  sudo: boolean;
+  /** PV_* parameters of the script. */
+  params: pulumi.Input<Record<string, string>>;
+  /** Secrets for the script's stdin (NAME=value lines); kept secret in state and diffs. */
+  secrets?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Extra values that force a re-run (replacement) when they change. */
+  triggers?: pulumi.Input<unknown>[];
+  /** The script's output may quote secrets (journal tails): keep it out of diffs and state. */
+  secretOutput?: boolean;
+}
+
+export class HostStep extends pulumi.ComponentResource {
+  readonly command: command.remote.Command;
+  /** Last line of the step's stdout: `changed` or `unchanged`. */
+  readonly result: pulumi.Output<string>;
+
+  constructor(readonly step: string, name: string, args: HostStepArgs, opts?: pulumi.ComponentResourceOptions, type = "pulumi-vllm:host:Step") {
+    super(type, name, {}, opts);
+    const script = readStepScript(step);
+    const render = (action: "create" | "delete") =>
+      pulumi.output(args.params).apply((env) => renderRemoteCommand({ step, script, action, env, sudo: args.sudo }));
+    const stdin = args.secrets ? pulumi.secret(pulumi.output(args.secrets).apply((s) => renderStdin(s as Record<string, string>))) : undefined;
+    this.command = new command.remote.Command(
+      step,
+      {
+        connection: args.connection,
+        create: render("create"),
+        delete: render("delete"),
+        stdin,
+        triggers: [scriptHash(script), ...(args.triggers ?? [])],
+        // PULUMI_COMMAND_STDOUT would be sent with SSH setenv, which sshd refuses without AcceptEnv.
+        addPreviousOutputInEnv: false,
+      },
+      {
+        parent: this,
+        // The old step's delete must run before the new create, or it would undo the new state.
+        deleteBeforeReplace: true,
+        additionalSecretOutputs: args.secretOutput ? ["stdout", "stderr"] : [],
+      },
+    );
+    this.result = this.command.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
+    this.registerOutputs({ result: this.result });
+  }
+}

@@ -1,0 +1,168 @@
+// The host steps, each a typed HostStep: what the stack config and the plan
+// decide becomes the PV_* parameters of the step's script (documented at
+// the top of each script in ./scripts).
+import * as pulumi from "@pulumi/pulumi";
+import { HostStep, HostStepArgs } from "./host-step";
+import { renderUnit } from "./render-unit";
+
+type Common = Pick<HostStepArgs, "connection" | "sudo">;
+type Opts = pulumi.ComponentResourceOptions;
+
+/** vLLM's JIT needs a compiler and headers (seed 001: "JIT failed" until python3-dev and libnuma-dev). */
+export const TOOLCHAIN_PACKAGES = ["build-essential", "python3-dev", "libnuma-dev", "pkg-config", "curl", "ca-certificates"];
+
+export class Toolchain extends HostStep {
+  constructor(name: string, a: Common & { packages: string[]; aptLockTimeoutSeconds: number }, opts?: Opts) {
+    super("toolchain", name, { ...a, params: { PV_PACKAGES: a.packages.join(" "), PV_APT_LOCK_TIMEOUT: String(a.aptLockTimeoutSeconds) } }, opts, "pulumi-vllm:host:Toolchain");
+  }
+}
+
+export class Swapfile extends HostStep {
+  constructor(name: string, a: Common & { path: string; sizeMiB: number }, opts?: Opts) {
+    super("swapfile", name, { ...a, params: { PV_SWAP_PATH: a.path, PV_SWAP_SIZE_MIB: String(a.sizeMiB) } }, opts, "pulumi-vllm:host:Swapfile");
+  }
+}
+
+export class EarlyOom extends HostStep {
+  constructor(name: string, a: Common & { memPercent: number; swapPercent: number; avoid: string; prefer: string; aptLockTimeoutSeconds: number }, opts?: Opts) {
+    super(
+      "earlyoom",
+      name,
+      {
+        ...a,
+        params: {
+          PV_EARLYOOM_MEM_PERCENT: String(a.memPercent),
+          PV_EARLYOOM_SWAP_PERCENT: String(a.swapPercent),
+          PV_EARLYOOM_AVOID: a.avoid,
+          PV_EARLYOOM_PREFER: a.prefer,
+          PV_APT_LOCK_TIMEOUT: String(a.aptLockTimeoutSeconds),
+        },
+      },
+      opts,
+      "pulumi-vllm:host:EarlyOom",
+    );
+  }
+}
+
+export class UvVenv extends HostStep {
+  readonly uvBin: string;
+  constructor(name: string, a: Common & { uvVersion: string; indexUrl: string; venvPath: string; python: string }, opts?: Opts) {
+    super(
+      "uv-venv",
+      name,
+      { ...a, params: { PV_UV_VERSION: a.uvVersion, PV_UV_INDEX_URL: pypiBase(a.indexUrl), PV_VENV_PATH: a.venvPath, PV_PYTHON: a.python } },
+      opts,
+      "pulumi-vllm:host:UvVenv",
+    );
+    this.uvBin = `/opt/pulumi-vllm/uv/${a.uvVersion}/uv`;
+  }
+}
+
+/** uv-venv fetches uv's wheel from the JSON API at the index's host; `https://pypi.org/simple` -> `https://pypi.org`. */
+export function pypiBase(indexUrl: string): string {
+  return indexUrl.replace(/\/simple\/?$/, "").replace(/\/$/, "");
+}
+
+export class VllmInstall extends HostStep {
+  constructor(
+    name: string,
+    a: Common & { venvPath: string; uvBin: string; packageSpec: string; distName: string; version: string; importName: string; findLinks?: string; indexUrl: string },
+    opts?: Opts,
+  ) {
+    super(
+      "vllm-install",
+      name,
+      {
+        ...a,
+        params: {
+          PV_VENV_PATH: a.venvPath,
+          PV_UV_BIN: a.uvBin,
+          PV_PACKAGE: a.packageSpec,
+          PV_DIST_NAME: a.distName,
+          PV_DIST_VERSION: a.version,
+          PV_IMPORT_NAME: a.importName,
+          PV_FIND_LINKS: a.findLinks ?? "",
+          PV_INDEX_URL: a.indexUrl,
+        },
+      },
+      opts,
+      "pulumi-vllm:host:VllmInstall",
+    );
+  }
+}
+
+export interface LaunchUnitArgs extends Common {
+  unitName: string;
+  description: string;
+  argv: string[];
+  env: Record<string, string>;
+  secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  bindHost: string;
+  port: number;
+  readinessTimeoutSeconds: number;
+  servedModelName: string;
+}
+
+/**
+ * The systemd unit running `vllm serve`, and its readiness gate as a child:
+ * the gate re-runs whenever the unit or its secrets change, so every `up`
+ * that restarts vLLM also waits for it.
+ */
+export class LaunchUnit extends pulumi.ComponentResource {
+  readonly unit: HostStep;
+  readonly readiness: HostStep;
+  readonly unitText: string;
+  readonly envFile: string;
+
+  constructor(name: string, a: LaunchUnitArgs, opts?: Opts) {
+    super("pulumi-vllm:host:LaunchUnit", name, {}, opts);
+    this.envFile = `/etc/pulumi-vllm/${a.unitName.replace(/\.service$/, "")}.env`;
+    this.unitText = renderUnit({
+      unitName: a.unitName,
+      description: a.description,
+      execArgv: a.argv,
+      environment: a.env,
+      environmentFile: this.envFile,
+      // Seed 001: a 28 min load plus 15-20 min of silent init. Type=exec returns at exec; this only bounds a hung start.
+      timeoutStartSec: 45 * 60 + 15 * 60,
+      restartSec: 30,
+      startLimitBurst: 3,
+      startLimitIntervalSec: 3 * 3600,
+      oomScoreAdjust: 900,
+      after: ["network-online.target"],
+    });
+    const common = { connection: a.connection, sudo: a.sudo };
+    this.unit = new HostStep(
+      "launch-unit",
+      `${name}-unit`,
+      {
+        ...common,
+        params: { PV_UNIT_NAME: a.unitName, PV_UNIT_CONTENT: this.unitText, PV_ENV_FILE: this.envFile, PV_PORT: String(a.port), PV_BIND_HOST: a.bindHost },
+        secrets: a.secrets,
+        secretOutput: true,
+      },
+      { parent: this },
+    );
+    const probeHost = a.bindHost === "0.0.0.0" || a.bindHost === "::" ? "127.0.0.1" : a.bindHost;
+    this.readiness = new HostStep(
+      "readiness",
+      `${name}-readiness`,
+      {
+        ...common,
+        params: {
+          PV_UNIT_NAME: a.unitName,
+          PV_ENV_FILE: this.envFile,
+          PV_BASE_URL: `http://${probeHost.includes(":") ? `[${probeHost}]` : probeHost}:${a.port}`,
+          PV_SERVED_MODEL: a.servedModelName,
+          PV_TIMEOUT_SECONDS: String(a.readinessTimeoutSeconds),
+          PV_POLL_SECONDS: "5",
+        },
+        // Re-run the gate after every restart of the unit.
+        triggers: [this.unit.command.create, this.unit.command.stdin],
+        secretOutput: true,
+      },
+      { parent: this, dependsOn: [this.unit] },
+    );
+    this.registerOutputs({});
+  }
+}

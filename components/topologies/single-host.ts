@@ -1,0 +1,87 @@
+// topology: single — one box (a rig, a workstation) brought from bare
+// Debian/Ubuntu to a serving vLLM by the host steps, in order.
+import * as pulumi from "@pulumi/pulumi";
+import type { types } from "@pulumi/command";
+import type { SingleStackConfig } from "../config/schema";
+import type { Plan } from "../plan/plan";
+import { toMiB } from "../plan/host-memory";
+import { EarlyOom, LaunchUnit, Swapfile, Toolchain, TOOLCHAIN_PACKAGES, UvVenv, VllmInstall } from "../host/steps";
+
+export interface SingleHostArgs {
+  config: SingleStackConfig;
+  plan: Plan;
+  connection: types.input.remote.ConnectionArgs;
+  sudo: boolean;
+  /** VLLM_API_KEY (when the policy is not none) and HF_TOKEN (when set), as secrets. */
+  secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+export class SingleHost extends pulumi.ComponentResource {
+  readonly endpoint: string;
+  readonly unitName: string;
+  readonly launch: LaunchUnit;
+  readonly steps: pulumi.Resource[];
+
+  constructor(name: string, a: SingleHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("pulumi-vllm:topology:SingleHost", name, {}, opts);
+    const c = a.config;
+    const common = { connection: a.connection, sudo: a.sudo };
+    const child = (dependsOn: pulumi.Resource[]) => ({ parent: this, dependsOn });
+
+    const toolchain = new Toolchain(`${name}-toolchain`, { ...common, packages: [...TOOLCHAIN_PACKAGES, ...c.host.extraPackages], aptLockTimeoutSeconds: c.host.aptLockTimeoutSeconds }, child([]));
+    const swap = new Swapfile(
+      `${name}-swapfile`,
+      { ...common, path: c.host.swap.mode === "off" ? "/swapfile" : c.host.swap.path, sizeMiB: toMiB(a.plan.host.swapGiB) },
+      child([toolchain]),
+    );
+    const guards: pulumi.Resource[] = [swap];
+    if (c.host.earlyoom.enabled) {
+      const e = c.host.earlyoom;
+      guards.push(
+        new EarlyOom(
+          `${name}-earlyoom`,
+          { ...common, memPercent: e.memPercent, swapPercent: e.swapPercent, avoid: e.avoid, prefer: e.prefer, aptLockTimeoutSeconds: c.host.aptLockTimeoutSeconds },
+          child([swap]),
+        ),
+      );
+    }
+    const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: c.host.venvPath, python: c.vllm.python }, child([toolchain]));
+    const install = new VllmInstall(
+      `${name}-vllm-install`,
+      {
+        ...common,
+        venvPath: c.host.venvPath,
+        uvBin: venv.uvBin,
+        packageSpec: c.vllm.package.replace(/\{version\}/g, c.vllm.version),
+        distName: c.vllm.distName,
+        version: c.vllm.version,
+        importName: c.vllm.importName,
+        findLinks: c.vllm.findLinks,
+        indexUrl: c.vllm.indexUrl,
+      },
+      child([venv]),
+    );
+    this.unitName = c.host.unitName;
+    this.launch = new LaunchUnit(
+      `${name}-launch`,
+      {
+        ...common,
+        unitName: c.host.unitName,
+        // The version is in the unit so that a vLLM upgrade restarts the server.
+        description: `vLLM ${c.vllm.version} serving ${a.plan.launch.servedModelName} (pulumi-vllm)`,
+        argv: a.plan.launch.argv,
+        env: a.plan.launch.env,
+        secrets: a.secrets,
+        bindHost: c.serving.bindHost,
+        port: c.serving.port,
+        readinessTimeoutSeconds: Math.round(c.host.readinessTimeoutMinutes * 60),
+        servedModelName: a.plan.launch.servedModelName,
+      },
+      child([install, ...guards]),
+    );
+    this.steps = [toolchain, swap, ...guards.slice(1), venv, install, this.launch];
+    const host = c.serving.bindHost === "0.0.0.0" ? c.connection.host : c.serving.bindHost;
+    this.endpoint = `http://${host}:${c.serving.port}/v1`;
+    this.registerOutputs({ endpoint: this.endpoint });
+  }
+}

@@ -1,0 +1,82 @@
+// The Pulumi program: read the stack config -> plan -> topology -> outputs.
+// Everything that can be known before a host is touched is checked here, so
+// a config that cannot work fails `pulumi preview` with what to change.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { ConfigError } from "./components/config/errors";
+import { decodeEngineConfig, parseStackConfig, PROJECT } from "./components/config/load";
+import { makePlan, Plan, PlanError } from "./components/plan/plan";
+import { shellQuote } from "./components/plan/launch";
+import { sshConnection, useSudo } from "./components/host/connection";
+import { SingleHost } from "./components/topologies/single-host";
+
+function planOrFail() {
+  try {
+    const { values, secretsPresent } = decodeEngineConfig(pulumi.runtime.allConfig());
+    const loaded = parseStackConfig(values, `stack ${pulumi.getStack()}`, secretsPresent);
+    const plan = makePlan(loaded);
+    if (!plan.fits) throw new PlanError(plan.problems);
+    return { loaded, plan };
+  } catch (e) {
+    // RunError: Pulumi prints the message alone, without a stack trace.
+    if (e instanceof ConfigError || e instanceof PlanError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
+}
+
+const { loaded, plan } = planOrFail();
+const config = loaded.config;
+for (const w of plan.warnings) pulumi.log.warn(w);
+
+const cfg = new pulumi.Config(PROJECT);
+const apiKey: pulumi.Output<string> | undefined =
+  config.serving.apiKey === "none"
+    ? undefined
+    : config.serving.apiKey === "config"
+      ? cfg.requireSecret("apiKey")
+      : new random.RandomPassword("api-key", { length: 40, special: false }).result;
+const secrets: Record<string, pulumi.Output<string>> = {};
+if (apiKey) secrets.VLLM_API_KEY = apiKey;
+if (loaded.secretsPresent.has("hfToken")) secrets.HF_TOKEN = cfg.requireSecret("hfToken");
+
+const connection = sshConnection(config.connection, {
+  projectDir: process.cwd(),
+  secretKey: loaded.secretsPresent.has("sshPrivateKey") ? cfg.requireSecret("sshPrivateKey") : undefined,
+});
+
+function planSummary(p: Plan) {
+  return {
+    model: p.model.id,
+    weightFormat: p.model.weightFormat,
+    weightsGiBPerGpu: Math.round(p.gpu.weightsGiB * 100) / 100,
+    kvCacheGiBPerGpu: Math.round(p.gpu.kvCacheGiB * 100) / 100,
+    kvCacheTokens: p.gpu.kvCacheTokens,
+    maxModelLen: p.launch.maxModelLen,
+    maxConcurrency: p.gpu.maxConcurrency,
+    swapGiB: p.host.swapGiB,
+    command: p.launch.argv.map(shellQuote).join(" "),
+    warnings: p.warnings,
+  };
+}
+
+let endpointOut: string;
+let unitNameOut: string | undefined;
+if (config.topology === "single") {
+  const host = new SingleHost("vllm", { config, plan, connection, sudo: useSudo(config.connection), secrets });
+  endpointOut = host.endpoint;
+  unitNameOut = host.unitName;
+} else {
+  throw new pulumi.RunError("topology: slurm is planned (`npx pulumi-vllm plan --stack <name>`) but not provisioned yet -> use topology: single");
+}
+
+export const endpoint = endpointOut;
+export const servedModelName = plan.launch.servedModelName;
+export const unitName = unitNameOut;
+export const apiKeyOut = apiKey ? pulumi.secret(apiKey) : undefined;
+export { apiKeyOut as apiKey };
+export const tunnel =
+  config.serving.bindHost === "127.0.0.1"
+    ? `ssh -N -L ${config.serving.port}:127.0.0.1:${config.serving.port} -p ${config.connection.port} ${config.connection.user}@${config.connection.host}`
+    : undefined;
+export const planOut = planSummary(plan);
+export { planOut as plan };
