@@ -29,6 +29,7 @@ export function planJson(p: Plan, stack?: string) {
       maxModelLen: p.launch.maxModelLen,
     },
     steps: p.steps,
+    batchScript: p.batchScript ?? null,
   };
 }
 
@@ -74,6 +75,7 @@ export function renderPlanText(p: Plan, c: StackConfig, stack?: string): string 
   lines.push("Environment:");
   for (const [k, v] of Object.entries(p.launch.env)) lines.push(`  ${k}=${shellQuote(v)}`);
   for (const k of p.launch.secretEnv) lines.push(`  ${k}=[secret, from the 0600 environment file]`);
+  if (p.batchScript) lines.push("", "Batch script (sbatch):", ...p.batchScript.trimEnd().split("\n").map((l) => "  " + l));
   lines.push("", "Host steps, in order:");
   p.steps.forEach((s, i) => lines.push(`  ${i + 1}. ${s.name}: ${s.what}`));
   if (p.warnings.length) lines.push("", "Warnings:", ...p.warnings.map((w) => `  ! ${w}`));

@@ -225,6 +225,9 @@ export const Nccl = z.strictObject({
   blockingWait: z.boolean().default(false),
 });
 
+// Shared paths end up inside the batch script and srun command lines: plain absolute paths only.
+const sharedPath = z.string().regex(/^\/[A-Za-z0-9_.\/-]+$/, "must be an absolute path of letters, digits, _ . / - (it goes into the batch script)");
+
 export const Slurm = z.strictObject({
   partition: z.string().min(1, "must name a partition (sinfo lists them)"),
   account: z.string().optional(),
@@ -238,11 +241,11 @@ export const Slurm = z.strictObject({
   /** `module load` lines run before the launch, e.g. ["CUDA/12.4"]. */
   modules: z.array(z.string()).default([]),
   /** Paths on the shared filesystem (seen by login and compute nodes). */
-  sharedVenvPath: z.string(),
-  sharedCacheDir: z.string(),
-  logDir: z.string(),
+  sharedVenvPath: sharedPath,
+  sharedCacheDir: sharedPath,
+  logDir: sharedPath,
   /** Where the 0600 secrets file goes on the shared filesystem. */
-  secretsDir: z.string().optional(),
+  secretsDir: sharedPath.optional(),
   jobName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("pulumi-vllm"),
   /** Multi-node launch: ray (works on every pinned version) or native (vllm --nnodes, newer releases). */
   launcher: z.enum(["ray", "native"]).default("ray"),

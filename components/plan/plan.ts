@@ -9,6 +9,7 @@ import { GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "
 import { HostPlan, planHost, round } from "./host-memory";
 import { Launch, renderLaunch } from "./launch";
 import { checkForVersion } from "./vllm-versions";
+import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
 
 export interface Step {
   name: string;
@@ -25,6 +26,8 @@ export interface Plan {
   warnings: string[];
   launch: Launch;
   steps: Step[];
+  /** topology slurm: the batch script that will be submitted */
+  batchScript?: string;
 }
 
 /** Parse a maxModelLen setting: 4096, "32k", "auto" (undefined). */
@@ -204,10 +207,18 @@ export function makePlan(loaded: LoadedConfig): Plan {
     venvPath: c.topology === "slurm" ? c.slurm.sharedVenvPath : c.host.venvPath,
     hasHfToken: loaded.secretsPresent.has("hfToken"),
   });
+  if (c.topology === "slurm" && ["127.0.0.1", "localhost", "::1"].includes(c.serving.bindHost)) {
+    problems.push(
+      `serving.bindHost: ${c.serving.bindHost} on a compute node cannot be reached from the login node -> set serving.bindHost: 0.0.0.0 (the API key protects it)`,
+    );
+  }
   problems.push(
     ...checkForVersion(
       c.vllm.version,
-      c.serving.extraArgs.filter((a) => a.startsWith("--")).map((flag) => ({ flag, where: "serving.extraArgs" })),
+      [
+        ...c.serving.extraArgs.filter((a) => a.startsWith("--")).map((flag) => ({ flag, where: "serving.extraArgs" })),
+        ...(c.topology === "slurm" ? launcherFlags(c).map((flag) => ({ flag, where: `slurm.launcher (${c.slurm.launcher})` })) : []),
+      ],
       Object.keys(c.host.env).map((name) => ({ name, where: "host.env" })),
     ),
   );
@@ -222,6 +233,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
     warnings,
     launch,
     steps: planSteps(c, host),
+    batchScript: c.topology === "slurm" ? renderBatchScript({ config: c, launch, secretsFile: secretsFileOf(c) }) : undefined,
   };
 }
 

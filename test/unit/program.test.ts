@@ -1,0 +1,115 @@
+// The program's shape under Pulumi mocks: which resources index.ts makes for
+// a single-host stack, what their commands carry, and that secrets stay
+// secret. (Provisioning itself is proven on a real host: test/host, test/e2e.)
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+const API_KEY = "mock-api-key-0123456789abcdefghijklmnopqrstu";
+const HF_TOKEN = "hf_mockTokenValue0123456789";
+
+interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+}
+const registered: Registered[] = [];
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state = args.type === "random:index/randomPassword:RandomPassword" ? { ...args.inputs, result: API_KEY } : { ...args.inputs, stdout: "changed\n", stderr: "" };
+      return { id: `${args.name}-id`, state };
+    },
+    call: (args) => args.inputs,
+  },
+  "pulumi-vllm",
+  "mockstack",
+  false,
+);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pv-mock-"));
+fs.writeFileSync(path.join(tmp, "id_test"), "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n");
+
+function setConfig(extra: Record<string, string> = {}) {
+  const cfg = {
+    "pulumi-vllm:topology": "single",
+    "pulumi-vllm:connection": JSON.stringify({ host: "10.1.2.3", port: 2222, user: "root", privateKeyPath: path.join(tmp, "id_test"), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2s" }),
+    "pulumi-vllm:hardware": JSON.stringify({ gpuCount: 1, gpuMemoryGiB: 24, hostRamGiB: 64, freeDiskGiB: 500 }),
+    "pulumi-vllm:model": JSON.stringify({ id: "openai/gpt-oss-20b" }),
+    "pulumi-vllm:serving": JSON.stringify({ maxModelLen: 16384 }),
+    "pulumi-vllm:vllm": JSON.stringify({ version: "0.11.0", python: "3.11" }),
+    "pulumi-vllm:hfToken": HF_TOKEN,
+    ...extra,
+  };
+  pulumi.runtime.setAllConfig(cfg, ["pulumi-vllm:hfToken"]);
+}
+
+const outputValue = <T>(o: pulumi.Output<T>): Promise<T> => new Promise((resolve) => o.apply(resolve));
+const isSecret = (o: pulumi.Output<unknown>): Promise<boolean> => (o as any).isSecret as Promise<boolean>;
+
+describe("index.ts for a single-host stack", () => {
+  let program: Record<string, any>;
+  beforeAll(async () => {
+    setConfig();
+    program = await import("../../index");
+    await outputValue(program.apiKey);
+    await new Promise((r) => setTimeout(r, 200));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const commands = () => registered.filter((r) => r.type === "command:remote:Command");
+
+  test("one component and one remote command per host step, plus the launch unit's readiness gate", () => {
+    const types = registered.map((r) => r.type);
+    for (const t of ["Toolchain", "Swapfile", "EarlyOom", "UvVenv", "VllmInstall", "LaunchUnit"]) expect(types).toContain(`pulumi-vllm:host:${t}`);
+    expect(types).toContain("pulumi-vllm:topology:SingleHost");
+    expect(commands().map((c) => c.name).sort()).toEqual(["earlyoom", "launch-unit", "readiness", "swapfile", "toolchain", "uv-venv", "vllm-install"]);
+  });
+
+  test("each command runs its script with PV_* parameters, has a delete, the script hash as trigger, no SSH setenv", () => {
+    for (const c of commands()) {
+      expect(c.inputs.create).toMatch(new RegExp(`^env PV_ACTION=create .* bash -c '.*' pv-${c.name}$`, "s"));
+      expect(c.inputs.delete).toMatch(/^env PV_ACTION=delete /);
+      expect(c.inputs.triggers[0]).toMatch(/^[0-9a-f]{64}$/);
+      expect(c.inputs.environment).toBeUndefined();
+      expect(c.inputs.addPreviousOutputInEnv).toBe(false);
+      expect(c.inputs.connection).toMatchObject({ host: "10.1.2.3", port: 2222, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2s" });
+    }
+  });
+
+  test("the plan reaches the steps: swap size, vLLM version, the launch flags in the unit", () => {
+    const byName = Object.fromEntries(commands().map((c) => [c.name, c.inputs]));
+    expect(byName["vllm-install"].create).toContain("PV_PACKAGE='vllm==0.11.0'");
+    expect(byName["uv-venv"].create).toContain("PV_PYTHON='3.11'");
+    expect(byName["launch-unit"].create).toContain("--max-model-len");
+    expect(byName["launch-unit"].create).toContain("16384");
+    expect(byName.readiness.create).toContain("PV_BASE_URL='http://127.0.0.1:8000'");
+    // the gate re-runs when the unit changes
+    expect(byName.readiness.triggers).toContain(byName["launch-unit"].create);
+  });
+
+  test("secrets: API key and HF token only on the launch unit's stdin, never in a command string", () => {
+    for (const c of commands()) {
+      expect(c.inputs.create).not.toContain(API_KEY);
+      expect(c.inputs.create).not.toContain(HF_TOKEN);
+      expect(c.inputs.delete).not.toContain(API_KEY);
+    }
+    const unit = commands().find((c) => c.name === "launch-unit")!;
+    expect(unit.inputs.stdin).toBe(`HF_TOKEN=${HF_TOKEN}\nVLLM_API_KEY=${API_KEY}\n`);
+    for (const c of commands().filter((c) => c.name !== "launch-unit" && c.name !== "readiness")) expect(c.inputs.stdin).toBeUndefined();
+  });
+
+  test("stack outputs: endpoint, served model, unit name, plan summary; the API key is a secret", async () => {
+    expect(program.endpoint).toBe("http://127.0.0.1:8000/v1");
+    expect(program.servedModelName).toBe("openai/gpt-oss-20b");
+    expect(program.unitName).toBe("vllm.service");
+    expect(program.plan.maxModelLen).toBe(16384);
+    expect(program.tunnel).toBe("ssh -N -L 8000:127.0.0.1:8000 -p 2222 root@10.1.2.3");
+    expect(await outputValue(program.apiKey)).toBe(API_KEY);
+    expect(await isSecret(program.apiKey)).toBe(true);
+    expect(JSON.stringify(program.plan)).not.toContain(API_KEY);
+  });
+});
