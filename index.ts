@@ -9,6 +9,7 @@ import { makePlan, Plan, PlanError } from "./components/plan/plan";
 import { shellQuote } from "./components/plan/launch";
 import { sshConnection, useSudo } from "./components/host/connection";
 import { SingleHost } from "./components/topologies/single-host";
+import { SlurmCluster } from "./components/topologies/slurm-cluster";
 
 function planOrFail() {
   try {
@@ -59,24 +60,34 @@ function planSummary(p: Plan) {
   };
 }
 
-let endpointOut: string;
+const port = config.serving.port;
+const login = `-p ${config.connection.port} ${config.connection.user}@${config.connection.host}`;
+let endpointOut: pulumi.Input<string>;
+let tunnelOut: pulumi.Input<string> | undefined;
 let unitNameOut: string | undefined;
+let jobIdOut: pulumi.Output<string> | undefined;
+let headNodeOut: pulumi.Output<string> | undefined;
 if (config.topology === "single") {
   const host = new SingleHost("vllm", { config, plan, connection, sudo: useSudo(config.connection), secrets });
   endpointOut = host.endpoint;
   unitNameOut = host.unitName;
+  tunnelOut = config.serving.bindHost === "127.0.0.1" ? `ssh -N -L ${port}:127.0.0.1:${port} ${login}` : undefined;
 } else {
-  throw new pulumi.RunError("topology: slurm is planned (`npx pulumi-vllm plan --stack <name>`) but not provisioned yet -> use topology: single");
+  const cluster = new SlurmCluster("vllm", { config, plan, connection, secrets });
+  endpointOut = cluster.endpoint;
+  jobIdOut = cluster.jobId;
+  headNodeOut = cluster.headNode;
+  // The head node is inside the cluster: reach it through the login node.
+  tunnelOut = cluster.headNode.apply((h) => `ssh -N -L ${port}:${h}:${port} ${login}  # then http://127.0.0.1:${port}/v1`);
 }
 
 export const endpoint = endpointOut;
 export const servedModelName = plan.launch.servedModelName;
 export const unitName = unitNameOut;
+export const jobId = jobIdOut;
+export const headNode = headNodeOut;
 export const apiKeyOut = apiKey ? pulumi.secret(apiKey) : undefined;
 export { apiKeyOut as apiKey };
-export const tunnel =
-  config.serving.bindHost === "127.0.0.1"
-    ? `ssh -N -L ${config.serving.port}:127.0.0.1:${config.serving.port} -p ${config.connection.port} ${config.connection.user}@${config.connection.host}`
-    : undefined;
+export const tunnel = tunnelOut;
 export const planOut = planSummary(plan);
 export { planOut as plan };

@@ -46,15 +46,30 @@ export class EarlyOom extends HostStep {
 
 export class UvVenv extends HostStep {
   readonly uvBin: string;
-  constructor(name: string, a: Common & { uvVersion: string; indexUrl: string; venvPath: string; python: string }, opts?: Opts) {
+  constructor(
+    name: string,
+    a: Common & { uvVersion: string; indexUrl: string; venvPath: string; python: string; uvDir?: string; stateDir?: string },
+    opts?: Opts,
+  ) {
+    const uvDir = a.uvDir ?? "/opt/pulumi-vllm/uv";
     super(
       "uv-venv",
       name,
-      { ...a, params: { PV_UV_VERSION: a.uvVersion, PV_UV_INDEX_URL: pypiBase(a.indexUrl), PV_VENV_PATH: a.venvPath, PV_PYTHON: a.python } },
+      {
+        ...a,
+        params: {
+          PV_UV_VERSION: a.uvVersion,
+          PV_UV_INDEX_URL: pypiBase(a.indexUrl),
+          PV_VENV_PATH: a.venvPath,
+          PV_PYTHON: a.python,
+          PV_UV_DIR: uvDir,
+          ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
+        },
+      },
       opts,
       "pulumi-vllm:host:UvVenv",
     );
-    this.uvBin = `/opt/pulumi-vllm/uv/${a.uvVersion}/uv`;
+    this.uvBin = `${uvDir}/${a.uvVersion}/uv`;
   }
 }
 
@@ -66,7 +81,7 @@ export function pypiBase(indexUrl: string): string {
 export class VllmInstall extends HostStep {
   constructor(
     name: string,
-    a: Common & { venvPath: string; uvBin: string; packageSpec: string; distName: string; version: string; importName: string; findLinks?: string; indexUrl: string },
+    a: Common & { venvPath: string; uvBin: string; packageSpec: string; distName: string; version: string; importName: string; findLinks?: string; indexUrl: string; stateDir?: string },
     opts?: Opts,
   ) {
     super(
@@ -83,6 +98,7 @@ export class VllmInstall extends HostStep {
           PV_IMPORT_NAME: a.importName,
           PV_FIND_LINKS: a.findLinks ?? "",
           PV_INDEX_URL: a.indexUrl,
+          ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
         },
       },
       opts,

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# slurm-readiness: the readiness gate of a SLURM job, run on the login node:
+# waits until the job's head node answers /health and lists the served model
+# on /v1/models (with the API key from the shared 0600 secrets file, so the
+# key never travels), reporting progress from the job's log while it waits.
+#
+# Inputs (environment):
+#   PV_ACTION           create | delete (delete does nothing)
+#   PV_JOB_NAME         job name: finds the job id recorded by slurm-job
+#   PV_STATE_DIR        as in slurm-job (default ~/.local/state/pulumi-vllm)
+#   PV_LOG_DIR          directory of the job's log
+#   PV_SECRETS_FILE     the job's secrets file (VLLM_API_KEY=...)
+#   PV_PORT             the server's port on the head node
+#   PV_SERVED_MODEL     the name /v1/models must list
+#   PV_TIMEOUT_SECONDS  give up after this long (default 3600)
+#   PV_POLL_SECONDS     seconds between probes (default 5)
+# Fails at once when the job leaves RUNNING (crash, time limit, node
+# failure) and on timeout, with SLURM's reason and the log tail, secrets
+# redacted. Last stdout line: `unchanged` (the gate changes nothing).
+set -euo pipefail
+
+: "${PV_ACTION:?}" "${PV_JOB_NAME:?}"
+if [[ $PV_ACTION == delete ]]; then
+  echo unchanged
+  exit 0
+fi
+: "${PV_LOG_DIR:?}" "${PV_SECRETS_FILE:?}" "${PV_PORT:?}" "${PV_SERVED_MODEL:?}"
+STATE=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}/$PV_JOB_NAME.job
+TIMEOUT=${PV_TIMEOUT_SECONDS:-3600}
+POLL=${PV_POLL_SECONDS:-5}
+
+[[ -f $STATE ]] || { echo "slurm-readiness: no job recorded in $STATE -> the slurm-job step must run first" >&2; exit 1; }
+read -r id _ <"$STATE"
+logfile="$PV_LOG_DIR/$PV_JOB_NAME-$id.out"
+
+key=""
+if [[ -f $PV_SECRETS_FILE ]]; then
+  key=$(sed -n 's/^VLLM_API_KEY=//p' "$PV_SECRETS_FILE" | tail -n 1)
+fi
+
+redacted_tail() {
+  local text
+  [[ -f $logfile ]] || { echo "(no log at $logfile)"; return; }
+  text=$(tail -n "${1:-40}" "$logfile")
+  if [[ -f $PV_SECRETS_FILE ]]; then
+    while IFS= read -r line; do
+      local v=${line#*=}
+      [[ -n $v && $line == *=* ]] && text=${text//"$v"/[REDACTED]}
+    done <"$PV_SECRETS_FILE"
+  fi
+  printf '%s\n' "$text"
+}
+
+fail() {
+  echo "slurm-readiness: $1" >&2
+  echo "--- last lines of $logfile ---" >&2
+  redacted_tail 40 >&2
+  exit 1
+}
+
+# curl reads the Authorization header from stdin, so the key is not in its argv.
+get() {
+  if [[ -n $key ]]; then
+    printf 'header = "Authorization: Bearer %s"\n' "$key" | curl -fsS --max-time 10 -K - "$1"
+  else
+    curl -fsS --max-time 10 "$1"
+  fi
+}
+
+start=$SECONDS
+seen=0
+while :; do
+  st=$(squeue -h -j "$id" -o %T 2>/dev/null | head -n 1 || true)
+  if [[ $st != RUNNING ]]; then
+    reason=$(sacct -n -X -P -j "$id" -o State,ExitCode,Reason 2>/dev/null | head -n 1 || true)
+    fail "job $id is ${st:-no longer in the queue} (${reason:-no accounting record}) -> read the log below; resubmit with pulumi up"
+  fi
+  head=$(scontrol show hostnames "$(squeue -h -j "$id" -o %N)" | head -n 1)
+  base="http://$head:$PV_PORT"
+  if get "$base/health" >/dev/null 2>&1; then
+    if models=$(get "$base/v1/models" 2>/dev/null) && grep -qF "\"$PV_SERVED_MODEL\"" <<<"$models"; then
+      echo "ready: job $id on $head serves $PV_SERVED_MODEL at $base/v1 after $((SECONDS - start)) s" >&2
+      echo "endpoint=$base/v1"
+      echo unchanged
+      exit 0
+    fi
+  fi
+  if [[ -f $logfile ]]; then
+    total=$(wc -l <"$logfile")
+    if ((total > seen)); then
+      tail -n +"$((seen + 1))" "$logfile" | grep -E 'Loading|loading|%|[Gg]raph|startup|Started|Starting|node|rank' | tail -n 5 | sed 's/^/progress: /' >&2 || true
+      seen=$total
+    fi
+  fi
+  if ((SECONDS - start >= TIMEOUT)); then
+    fail "job $id did not answer on $base within $TIMEOUT s -> raise host.readinessTimeoutMinutes if it is still loading"
+  fi
+  sleep "$POLL"
+done
