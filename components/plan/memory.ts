@@ -259,8 +259,17 @@ export function largestModelLen(i: GpuPlanInput, kvBytes: number): number {
   return lo;
 }
 
-/** vLLM's defaults for max-num-seqs / max-num-batched-tokens (EngineArgs, api server usage context). */
-export function schedulerDefaults(gpuMemoryGiB: number, gpuName: string): { maxNumSeqs: number; maxNumBatchedTokens: number } {
+/**
+ * vLLM's defaults for max-num-seqs / max-num-batched-tokens of `vllm serve`
+ * (EngineArgs, api server usage context; history in
+ * data/vllm-flag-history.json "defaults"): from 0.9.0, 1024/8192 on GPUs of
+ * 70 GiB or more that are not A100, else 256/2048; from 0.28.0 also
+ * 1024/16384 from 160 GiB.
+ */
+export function schedulerDefaults(gpuMemoryGiB: number, gpuName: string, version: string): { maxNumSeqs: number; maxNumBatchedTokens: number } {
+  const [maj, min] = version.split(".").map(Number);
+  const atLeast = (m: number) => maj > 0 || min >= m;
+  if (atLeast(28) && gpuMemoryGiB >= 160) return { maxNumSeqs: 1024, maxNumBatchedTokens: 16384 };
   const big = gpuMemoryGiB >= 70 && !/a100/i.test(gpuName);
   return big ? { maxNumSeqs: 1024, maxNumBatchedTokens: 8192 } : { maxNumSeqs: 256, maxNumBatchedTokens: 2048 };
 }

@@ -8,7 +8,7 @@ import { ModelArch, resolveModel, UnknownModelError } from "./catalog";
 import { GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "./memory";
 import { HostPlan, planHost, round } from "./host-memory";
 import { Launch, renderLaunch } from "./launch";
-import { checkForVersion } from "./vllm-versions";
+import { checkForVersion, compareVersions } from "./vllm-versions";
 import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
 
 export interface Step {
@@ -47,7 +47,7 @@ export function autoModelLen(fit: number, modelMax: number): number {
 }
 
 export function gpuInput(c: StackConfig, arch: ModelArch): GpuPlanInput {
-  const sched = schedulerDefaults(c.hardware.gpuMemoryGiB, c.hardware.gpuName);
+  const sched = schedulerDefaults(c.hardware.gpuMemoryGiB, c.hardware.gpuName, c.vllm.version);
   return {
     arch,
     quantization: c.model.quantization as QuantMethod,
@@ -85,6 +85,11 @@ export function modelChecks(c: StackConfig, arch: ModelArch): string[] {
   } else if (!native && preQuantizedOnly.includes(q)) {
     out.push(
       `model.quantization: ${q} needs a checkpoint quantized ahead of time and ${arch.id} is not one -> use bitsandbytes (4-bit) or fp8 (8-bit), quantized while loading, or an -AWQ/-GPTQ model id`,
+    );
+  }
+  if (q === "bitsandbytes" && compareVersions(c.vllm.version, "0.28.0") >= 0) {
+    out.push(
+      "model.quantization: bitsandbytes left vLLM's core in 0.28.0 (it became a plugin) -> pin vllm.version below 0.28.0, or use fp8 or a pre-quantized AWQ/GPTQ checkpoint",
     );
   }
   const asked = parseModelLen(c.serving.maxModelLen);

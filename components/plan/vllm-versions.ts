@@ -4,9 +4,10 @@
 // about (and ignore) unknown VLLM_ variables such as VLLM_USE_V1, which is
 // worse: the setting silently does nothing.
 //
-// Versions are the first PyPI release with the change. Sources are vLLM PRs
-// and files (see ../shared/VLLM-FACTS.md); where a release number is derived
-// from a PR merge date the entry says so.
+// Versions are the first PyPI release with the change, checked in each
+// release's code (data/vllm-flag-history.json; it also lists where
+// ../shared/VLLM-FACTS.md was wrong: --swap-space is gone in 0.18.0,
+// --disable-log-requests in 0.17.0).
 
 export interface VersionRule {
   name: string;
@@ -20,53 +21,41 @@ export interface VersionRule {
 
 export const MIN_SUPPORTED = "0.6.0";
 
-export const FLAG_RULES: VersionRule[] = [
-  {
-    name: "--swap-space",
-    removed: "0.19.0",
-    replacement: "nothing: the V1 engine has no CPU swap space; lower --max-num-seqs instead",
-    source: "vllm PR #36216 (2026-03), deprecated in 0.18",
-  },
-  {
-    name: "--disable-log-requests",
-    removed: "0.12.0",
-    replacement: "nothing (request logging is off by default; --enable-log-requests turns it on)",
-    source: "vllm PR #21739 added --enable-log-requests, PR #29402 removed the old flag",
-  },
-  { name: "--enable-log-requests", introduced: "0.10.2", source: "vllm PR #21739" },
-  {
-    name: "--max-seq-len-to-capture",
-    removed: "0.11.1",
-    replacement: "--max-cudagraph-capture-size",
-    source: "vllm/engine/arg_utils.py (VLLM-FACTS.md: now --max-cudagraph-capture-size)",
-  },
-  { name: "--max-cudagraph-capture-size", introduced: "0.11.1", source: "vllm/config/compilation.py" },
-  { name: "--num-scheduler-steps", removed: "0.11.0", replacement: "nothing (V0 multi-step scheduling is gone)", source: "V0 engine removal, vLLM 0.11.0" },
-  { name: "--use-v2-block-manager", removed: "0.7.0", replacement: "nothing (v2 is the only block manager)", source: "vllm/engine/arg_utils.py" },
-  { name: "--speculative-model", removed: "0.8.5", replacement: "--speculative-config '{\"model\": ...}'", source: "vllm/engine/arg_utils.py" },
-  { name: "--speculative-config", introduced: "0.8.0", source: "vllm/engine/arg_utils.py" },
-  {
-    name: "--guided-decoding-backend",
-    removed: "0.11.0",
-    replacement: "--structured-outputs-config '{\"backend\": ...}'",
-    source: "vllm structured outputs rename, 0.11.0",
-  },
-  { name: "--kv-cache-memory-bytes", introduced: "0.11.0", source: "vllm/config/cache.py" },
-  { name: "--safetensors-load-strategy", introduced: "0.11.0", source: "vllm/config/load.py" },
-  { name: "--nnodes", introduced: "0.11.1", source: "vllm native multi-node (VLLM-FACTS.md, Multi-node)" },
-  { name: "--node-rank", introduced: "0.11.1", source: "vllm native multi-node (VLLM-FACTS.md, Multi-node)" },
-  { name: "--master-addr", introduced: "0.11.1", source: "vllm native multi-node (VLLM-FACTS.md, Multi-node)" },
-];
+// The history itself lives in data/vllm-flag-history.json: every version was
+// read from the release's own arg_utils.py / envs.py (sources per entry).
+import history from "./data/vllm-flag-history.json";
 
-export const ENV_RULES: VersionRule[] = [
-  {
-    name: "VLLM_USE_V1",
-    removed: "0.11.0",
-    replacement: "nothing: V1 is the only engine (remove it; newer releases warn and ignore it)",
-    source: "V0 engine removal, vLLM 0.11.0 (VLLM-FACTS.md)",
-  },
-  { name: "VLLM_ATTENTION_BACKEND", removed: "0.14.0", replacement: "--attention-backend", source: "vllm/envs.py" },
-];
+interface HistoryEntry {
+  introduced: string | null;
+  deprecated: string | null;
+  removed: string | null;
+  replacement: string | null;
+  sources: string[];
+}
+
+/** Why a removed name matters, where the data's replacement alone is not enough. */
+const ADVICE: Record<string, string> = {
+  "--swap-space": "nothing: the V1 engine has no CPU swap space; lower --max-num-seqs instead",
+  "--disable-log-requests": "nothing (request logging is off by default; --enable-log-requests turns it on)",
+  "--num-scheduler-steps": "nothing (V0 multi-step scheduling is gone)",
+  "--use-v2-block-manager": "nothing (v2 is the only block manager)",
+  VLLM_USE_V1: "nothing: V1 is the only engine (remove it; newer releases warn and ignore it)",
+};
+
+function rulesOf(entries: Record<string, HistoryEntry>): VersionRule[] {
+  return Object.entries(entries)
+    .filter(([, e]) => e.introduced || e.removed)
+    .map(([name, e]) => ({
+      name,
+      introduced: e.introduced ?? undefined,
+      removed: e.removed ?? undefined,
+      replacement: ADVICE[name] ?? e.replacement ?? undefined,
+      source: e.sources[0] ?? "components/plan/data/vllm-flag-history.json",
+    }));
+}
+
+export const FLAG_RULES: VersionRule[] = rulesOf(history.flags as Record<string, HistoryEntry>);
+export const ENV_RULES: VersionRule[] = rulesOf(history.env as Record<string, HistoryEntry>);
 
 /** Compare x.y.z versions. */
 export function compareVersions(a: string, b: string): number {

@@ -24,31 +24,46 @@ describe("version table", () => {
     expect(compareVersions("0.6.0", "0.11.0")).toBeLessThan(0);
   });
   test.each([
-    ["--swap-space", "0.18.0", false],
-    ["--swap-space", "0.19.0", true],
+    ["--swap-space", "0.17.1", false],
+    ["--swap-space", "0.18.0", true],
     ["--swap-space", "0.33.0", true],
-    ["--disable-log-requests", "0.11.0", false],
-    ["--disable-log-requests", "0.12.0", true],
-    ["--enable-log-requests", "0.10.1", true],
-    ["--enable-log-requests", "0.11.0", false],
+    ["--disable-log-requests", "0.16.0", false],
+    ["--disable-log-requests", "0.17.0", true],
+    ["--enable-log-requests", "0.10.0", true],
+    ["--enable-log-requests", "0.10.1", false],
     ["--num-scheduler-steps", "0.10.0", false],
-    ["--num-scheduler-steps", "0.11.0", true],
+    ["--num-scheduler-steps", "0.10.1", true],
+    ["--nnodes", "0.11.0", true],
+    ["--nnodes", "0.11.1", false],
   ])("%s on vLLM %s refused: %s", (flag, version, refused) => {
     expect(checkForVersion(version, [{ flag, where: "serving.extraArgs" }], []).length > 0).toBe(refused);
   });
-  test("VLLM_USE_V1 (seed 001) is refused from 0.11 on, with what to do", () => {
-    const p = checkForVersion("0.11.0", [], [{ name: "VLLM_USE_V1", where: "host.env" }]);
-    expect(p).toEqual([expect.stringMatching(/^host.env: VLLM_USE_V1 was removed in vLLM 0.11.0 .* -> use nothing: V1 is the only engine/)]);
+  test("VLLM_USE_V1 (seed 001) is refused from 0.11.1 on, with what to do", () => {
+    const p = checkForVersion("0.11.1", [], [{ name: "VLLM_USE_V1", where: "host.env" }]);
+    expect(p).toEqual([expect.stringMatching(/^host.env: VLLM_USE_V1 was removed in vLLM 0.11.1 .* -> use nothing: V1 is the only engine/)]);
     expect(checkForVersion("0.10.0", [], [{ name: "VLLM_USE_V1", where: "host.env" }])).toEqual([]);
   });
   test("a removed flag in extraArgs fails the plan with the fix", () => {
     const p = makePlan(cfg({ serving: { extraArgs: ["--swap-space", "1"] }, vllm: { version: "0.33.0" } }));
     expect(p.fits).toBe(false);
-    expect(p.problems.join("\n")).toMatch(/serving.extraArgs: --swap-space was removed in vLLM 0.19.0 and vllm.version is 0.33.0 -> use nothing/);
+    expect(p.problems.join("\n")).toMatch(/serving.extraArgs: --swap-space was removed in vLLM 0.18.0 and vllm.version is 0.33.0 -> use nothing/);
     expect(makePlan(cfg({ serving: { extraArgs: ["--swap-space", "1"] }, vllm: { version: "0.15.0" } })).fits).toBe(true);
   });
   test("flag=value form is checked too", () => {
-    expect(checkForVersion("0.12.0", [{ flag: "--disable-log-requests=true", where: "x" }], [])).toHaveLength(1);
+    expect(checkForVersion("0.17.0", [{ flag: "--disable-log-requests=true", where: "x" }], [])).toHaveLength(1);
+  });
+});
+
+describe("version-dependent planning", () => {
+  test("bitsandbytes on 0.28.0+ (a plugin since) fails with the fix; 0.27 is fine", () => {
+    const bnb = (version: string) => makePlan(cfg({ model: { id: "Qwen/Qwen2.5-14B-Instruct", quantization: "bitsandbytes" }, vllm: { version } }));
+    expect(bnb("0.28.0").problems.join("\n")).toMatch(/model.quantization: bitsandbytes left vLLM's core in 0.28.0 .* -> pin vllm.version below 0.28.0/);
+    expect(bnb("0.27.1").fits).toBe(true);
+  });
+  test("the 160 GiB scheduler tier exists from 0.28.0", () => {
+    const big = (version: string) => makePlan(cfg({ hardware: { gpuCount: 1, gpuMemoryGiB: 180, hostRamGiB: 256, freeDiskGiB: 500 }, vllm: { version } })).launch.argv.join(" ");
+    expect(big("0.28.0")).toContain("--max-num-batched-tokens 16384");
+    expect(big("0.27.1")).toContain("--max-num-batched-tokens 8192");
   });
 });
 
