@@ -49,7 +49,11 @@ export interface UnitSpec {
   after?: string[];
   /** seconds between SIGTERM and SIGKILL on stop (default 120) */
   timeoutStopSec?: number;
-  /** LimitNOFILE= (default 65536: vLLM opens many files and sockets) */
+  /**
+   * LimitNOFILE= (default: not set; systemd's default hard limit applies and
+   * vLLM raises its soft limit to the hard limit itself). A value above the
+   * host's hard ceiling makes the unit fail to start (status 205/LIMITS).
+   */
   limitNofile?: number;
 }
 
@@ -129,7 +133,7 @@ export function renderUnit(spec: UnitSpec): string {
   } = spec;
   const after = spec.after ?? [];
   const timeoutStopSec = spec.timeoutStopSec ?? 120;
-  const limitNofile = spec.limitNofile ?? 65536;
+  const limitNofile = spec.limitNofile;
 
   if (!UNIT_NAME.test(unitName)) fail(`unitName must look like "vllm.service", got ${JSON.stringify(unitName)}`);
   if (!description || /[\r\n\0]/.test(description)) fail("description must be one non-empty line");
@@ -156,7 +160,7 @@ export function renderUnit(spec: UnitSpec): string {
   checkInt("startLimitBurst", startLimitBurst, 1);
   checkInt("startLimitIntervalSec", startLimitIntervalSec, 1);
   checkInt("oomScoreAdjust", oomScoreAdjust, 1, 1000);
-  checkInt("limitNofile", limitNofile, 1024);
+  if (limitNofile !== undefined) checkInt("limitNofile", limitNofile, 1024);
   // With RestartSec=r between starts, `burst` starts take at least (burst-1)*r
   // seconds; an interval shorter than that can never trip the limit and a
   // crashing server would restart forever.
@@ -196,7 +200,7 @@ export function renderUnit(spec: UnitSpec): string {
     // to whatever is left in the cgroup after TimeoutStopSec.
     "KillMode=mixed",
     `OOMScoreAdjust=${oomScoreAdjust}`,
-    `LimitNOFILE=${limitNofile}`,
+    ...(limitNofile !== undefined ? [`LimitNOFILE=${limitNofile}`] : []),
     "StandardOutput=journal",
     "StandardError=journal",
     `SyslogIdentifier=${unitName.replace(/\.service$/, "")}`,

@@ -102,6 +102,8 @@ describe("renderUnit", () => {
     expect(u).toMatch(/^User=vllm$/m);
     expect(u).toMatch(/^WorkingDirectory=\/var\/lib\/vllm$/m);
     expect(u).toMatch(/^After=network-online\.target earlyoom\.service$/m);
+    expect(u).not.toMatch(/^LimitNOFILE=/m);
+    expect(renderUnit({ ...base, limitNofile: 65536 })).toMatch(/^LimitNOFILE=65536$/m);
     // StartLimit* belong to [Unit] on current systemd
     const unitSection = u.split("[Service]")[0];
     expect(unitSection).toContain("StartLimitBurst=3");
