@@ -5,10 +5,10 @@
 #   Environment: PULUMI_VLLM_CACHE (as for up.sh).
 #
 # Stops only the systemd-nspawn process recorded in the instance's pid file
-# (SIGTERM = orderly container poweroff; SIGKILL after 30 s), then swaps off any
-# swap file still active under the instance root (swap inside the sandbox is
-# the machine's own kernel's), then deletes the instance dir. Safe to run when
-# the instance is already stopped or gone.
+# (first `swapoff -a` inside the sandbox's mount namespace, since swap there is
+# the machine's own kernel's; then SIGTERM = orderly container poweroff, SIGKILL
+# after 30 s), then deletes the instance dir. Safe to run when the instance is
+# already stopped or gone.
 set -euo pipefail
 
 log() { printf 'sandbox-down: %s\n' "$*" >&2; }
@@ -38,6 +38,14 @@ if [[ -f $INST/pid ]]; then
   PID=$(cat "$INST/pid")
   if [[ $PID =~ ^[0-9]+$ ]] && ours "$PID"; then
     log "stopping sandbox '$NAME' (nspawn pid $PID)"
+    # Swap inside the sandbox is this machine's kernel's: swap off the
+    # sandbox's own swap files from inside its mount namespace (paths in
+    # /proc/swaps are relative to the sandbox root, so the host cannot tell
+    # them apart from its own).
+    init_pid=$(awk '{ print $1 }' "/proc/$PID/task/$PID/children" 2>/dev/null || true)
+    if [[ $init_pid =~ ^[0-9]+$ ]]; then
+      nsenter -t "$init_pid" -m -- swapoff -a 2>/dev/null || true
+    fi
     kill -TERM "$PID" 2>/dev/null || true
     for _ in $(seq 1 60); do ours "$PID" || break; sleep 0.5; done
     if ours "$PID"; then
@@ -48,15 +56,6 @@ if [[ -f $INST/pid ]]; then
     ours "$PID" && die "nspawn pid $PID of sandbox '$NAME' does not exit"
   fi
 fi
-
-# Safety net: swapoff whatever swap file of this instance is still active.
-while read -r dev _; do
-  [[ $dev == Filename ]] && continue
-  dev=$(printf '%b' "${dev//\\040/ }")
-  case $dev in
-    "$ROOT"/*) log "swapoff $dev"; swapoff "$dev" || log "WARNING: swapoff $dev failed" ;;
-  esac
-done </proc/swaps
 
 rm -rf --one-file-system "$INST"
 log "sandbox '$NAME' removed"

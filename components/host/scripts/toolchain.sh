@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# pulumi-vllm host step: toolchain
+#
+# Debian packages vLLM needs to JIT-compile kernels (seed 001: "JIT failed"
+# until build-essential, python3-dev, libnuma-dev, pkg-config were there).
+#
+# Inputs (environment; rendered by components/host/remote-command.ts):
+#   PV_ACTION            create | delete
+#   PV_PACKAGES          space-separated Debian package names (the default set
+#                        comes from the TypeScript side); may be empty
+#   PV_APT_LOCK_TIMEOUT  seconds to wait for a dpkg/apt lock held by another
+#                        process (unattended-upgrades, apt-daily, a person)
+#                        before failing (default 600)
+#
+# create: packages already installed are left alone (no apt-get update, no
+#   install when nothing is missing -> `unchanged`). Otherwise: apt-get update,
+#   then every missing name is checked to have an install candidate (an unknown
+#   name fails here, before anything is installed), then one non-interactive
+#   `apt-get install --no-install-recommends` of the missing ones. Held locks are
+#   waited for, not failed on (DPkg::Lock::Timeout plus a retry on the lists
+#   and archives locks). What this step installed (the names asked for and
+#   every package that came with them) is recorded. A name this step installed
+#   earlier and no longer asked for is removed as on delete.
+# delete: removes (purges) exactly what this step installed and is no longer
+#   needed by anything else: the names it installed, then those of their
+#   dependencies that came with them and are now unused. Packages that were
+#   there before create are never touched; one of ours that another package
+#   now depends on is kept (marked automatically installed).
+# State (for delete): /var/lib/pulumi-vllm/toolchain/{requested,added}.
+# Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
+set -euo pipefail
+export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'pv-toolchain: %s\n' "$*" >&2; }
+die() { printf 'pv-toolchain: ERROR: %s\n' "$*" >&2; exit 1; }
+
+STATE_DIR=/var/lib/pulumi-vllm/toolchain
+ACTION=${PV_ACTION:-}
+LOCK_TIMEOUT=${PV_APT_LOCK_TIMEOUT:-600}
+CHANGED=0
+
+[[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete (got '${ACTION}')"
+[[ $LOCK_TIMEOUT =~ ^[0-9]+$ ]] || die "PV_APT_LOCK_TIMEOUT must be a whole number of seconds (got '$LOCK_TIMEOUT')"
+[[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
+command -v apt-get >/dev/null || die "apt-get not found: this step supports Debian/Ubuntu hosts only"
+
+# apt-get, non-interactive, waiting for held locks. DPkg::Lock::Timeout makes
+# apt wait for the dpkg frontend lock; the lists lock (apt-get update) and the
+# archives lock fail at once, so those are retried until the same deadline.
+apt_get() {
+  local deadline errf rc waited=0
+  deadline=$(( $(date +%s) + LOCK_TIMEOUT ))
+  errf=$(mktemp)
+  while :; do
+    rc=0
+    apt-get -q -y -o DPkg::Lock::Timeout="$LOCK_TIMEOUT" \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+      "$@" </dev/null >&2 2>"$errf" || rc=$?
+    if (( rc != 0 )) && grep -qE 'Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock' "$errf" \
+      && (( $(date +%s) < deadline )); then
+      if (( ! waited )); then
+        log "apt is locked by another process ($(grep -m1 -oE 'held by process [0-9]+( \([^)]*\))?' "$errf" || echo 'unknown holder')); waiting up to ${LOCK_TIMEOUT}s"
+        waited=1
+      fi
+      sleep 2
+      continue
+    fi
+    cat "$errf" >&2
+    rm -f "$errf"
+    return "$rc"
+  done
+}
+
+is_installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' -- "$1" 2>/dev/null) == "ii " ]]; }
+installed_set() { dpkg-query -W -f='${binary:Package} ${db:Status-Abbrev}\n' | awk '$2 == "ii" { print $1 }' | sort -u; }
+has_candidate() {
+  local c
+  c=$(apt-cache policy -- "$1" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
+  [[ -n $c && $c != "(none)" ]]
+}
+# Strip the :arch qualifier dpkg adds to Multi-Arch: same packages.
+base_names() { sed 's/:[a-z0-9]*$//' | sort -u; }
+
+read_list() { if [[ -f $STATE_DIR/$1 ]]; then grep -v '^$' "$STATE_DIR/$1" | sort -u; fi; }
+write_list() { # name, lines on stdin
+  local tmp
+  mkdir -p "$STATE_DIR"
+  tmp=$(mktemp "$STATE_DIR/.$1.XXXXXX")
+  grep -v '^$' | sort -u >"$tmp" || true
+  if [[ -f $STATE_DIR/$1 ]] && cmp -s "$tmp" "$STATE_DIR/$1"; then rm -f "$tmp"; else mv -f "$tmp" "$STATE_DIR/$1"; chmod 0644 "$STATE_DIR/$1"; fi
+}
+drop_state() {
+  rm -f "$STATE_DIR/requested" "$STATE_DIR/added"
+  rmdir "$STATE_DIR" 2>/dev/null || true
+  rmdir /var/lib/pulumi-vllm 2>/dev/null || true
+}
+
+# Remove packages this step installed: the given names plus the dependencies
+# recorded in `added`, as far as nothing else needs them any more.
+remove_ours() {
+  local -a drop=() still=() removable=()
+  local p
+  read -r -a drop <<<"$*"
+  (( ${#drop[@]} )) || return 0
+  for p in "${drop[@]}"; do if is_installed "$p"; then still+=("$p"); fi; done
+  if (( ${#still[@]} )); then
+    log "marking ${still[*]} as automatically installed"
+    apt-mark auto -- "${still[@]}" >&2
+  fi
+  local ours autoremovable
+  ours=$( { printf '%s\n' "${drop[@]}"; read_list added; } | base_names)
+  autoremovable=$(apt-get -s -o Debug::NoLocking=1 autoremove 2>/dev/null | awk '$1 == "Remv" { print $2 }' | base_names)
+  mapfile -t removable < <(comm -12 <(printf '%s\n' "$ours") <(printf '%s\n' "$autoremovable") | grep -v '^$' || true)
+  if (( ${#removable[@]} )); then
+    # Check the purge takes nothing but ours with it.
+    local others
+    others=$(apt-get -s -o Debug::NoLocking=1 purge -- "${removable[@]}" 2>/dev/null | awk '$1 == "Purg" || $1 == "Remv" { print $2 }' | base_names \
+      | comm -23 - <(printf '%s\n' "${removable[@]}" | sort -u) || true)
+    [[ -z $others ]] || die "refusing to remove ${removable[*]}: apt would also remove packages this step did not install: $others"
+    log "purging ${removable[*]}"
+    apt_get purge -- "${removable[@]}"
+    CHANGED=1
+  fi
+  for p in "${still[@]}"; do
+    if is_installed "$p"; then log "kept $p: another installed package depends on it"; fi
+  done
+  # Forget what is gone (and the names we were asked to drop).
+  read_list requested | comm -23 - <(printf '%s\n' "${drop[@]}" | sort -u) | write_list requested
+  local gone
+  gone=$(comm -23 <(read_list added | base_names) <(installed_set | base_names))
+  read_list added | base_names | comm -23 - <(printf '%s\n' "$gone") | write_list added
+}
+
+if [[ $ACTION == delete ]]; then
+  if [[ ! -d $STATE_DIR ]]; then
+    log "nothing recorded by this step; nothing to remove"
+    echo unchanged
+    exit 0
+  fi
+  mapfile -t requested < <(read_list requested)
+  remove_ours "${requested[@]}"
+  drop_state
+  echo changed
+  exit 0
+fi
+
+# --- create ---------------------------------------------------------------------
+read -r -a WANT <<<"${PV_PACKAGES:-}"
+for p in "${WANT[@]}"; do
+  [[ $p =~ ^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$ ]] || die "bad package name '$p' in PV_PACKAGES (Debian names are [a-z0-9][a-z0-9+.-]+)"
+done
+mapfile -t WANT < <(printf '%s\n' "${WANT[@]}" | grep -v '^$' | sort -u || true)
+
+# Names this step installed before and that are no longer asked for.
+mapfile -t STALE < <(comm -23 <(read_list requested) <(printf '%s\n' "${WANT[@]}" | sort -u) | grep -v '^$' || true)
+if (( ${#STALE[@]} )); then
+  log "no longer asked for: ${STALE[*]}"
+  remove_ours "${STALE[@]}"
+fi
+
+MISSING=()
+for p in "${WANT[@]}"; do is_installed "$p" || MISSING+=("$p"); done
+if (( ${#MISSING[@]} == 0 )); then
+  log "all of ${WANT[*]:-(none)} already installed"
+  if (( CHANGED )); then echo changed; else echo unchanged; fi
+  exit 0
+fi
+
+log "missing: ${MISSING[*]}; apt-get update"
+apt_get update || die "apt-get update failed (see above)"
+UNKNOWN=()
+for p in "${MISSING[@]}"; do has_candidate "$p" || UNKNOWN+=("$p"); done
+if (( ${#UNKNOWN[@]} )); then
+  die "unknown package(s) (no install candidate in the configured apt sources): ${UNKNOWN[*]}. Nothing was installed; fix PV_PACKAGES or the apt sources."
+fi
+
+BEFORE=$(installed_set)
+log "installing ${MISSING[*]}"
+apt_get install --no-install-recommends -- "${MISSING[@]}" || die "apt-get install ${MISSING[*]} failed (see above)"
+AFTER=$(installed_set)
+{ read_list requested; printf '%s\n' "${MISSING[@]}"; } | write_list requested
+{ read_list added; comm -13 <(printf '%s\n' "$BEFORE") <(printf '%s\n' "$AFTER") | base_names; } | write_list added
+log "installed $(comm -13 <(printf '%s\n' "$BEFORE") <(printf '%s\n' "$AFTER") | wc -l) package(s)"
+echo changed
