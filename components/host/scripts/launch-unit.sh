@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# pulumi-vllm host step: launch-unit
+#
+# Runs the vLLM server as a systemd service: writes the unit rendered by
+# components/host/render-unit.ts and a root-only environment file with the
+# secrets, enables the unit and (re)starts it when either changed.
+#
+# Inputs (environment):
+#   PV_ACTION            create | delete
+#   PV_UNIT_NAME         unit name, e.g. vllm.service
+#   PV_UNIT_CONTENT      the full unit text (renderUnit()); must contain
+#                        `EnvironmentFile=PV_ENV_FILE` and no secret value
+#   PV_ENV_FILE          absolute path of the secrets file, e.g.
+#                        /etc/pulumi-vllm/vllm.service.env
+#   PV_PORT              optional: TCP port the server listens on; create
+#                        refuses, before writing anything, when a process that
+#                        is not this unit already listens there
+#   PV_BIND_HOST         optional: address it binds (default 0.0.0.0)
+#   PV_REQUIRED_SECRETS  optional: comma-separated names that must be on stdin
+#                        (e.g. VLLM_API_KEY)
+# Secrets (stdin, create only): `NAME=value` lines (may be empty), e.g.
+#   VLLM_API_KEY=...  HF_TOKEN=...   They never travel as env or argv, and
+#   this script never prints a value.
+#
+# create:
+#   - env file: written (umask 077, temp file + rename, root:root 0600) only
+#     when its content or mode differs; values are double-quoted for systemd.
+#   - unit: /etc/systemd/system/PV_UNIT_NAME written (0644) only when it
+#     differs, then `systemctl daemon-reload`; enabled if not enabled.
+#   - service: restarted when the unit or env file changed, started when not
+#     active (after reset-failed), else left alone (same PID).
+# delete: stops and disables the unit, removes the unit file and the env file
+#   (and the empty /etc/pulumi-vllm), daemon-reload, reset-failed.
+#
+# State for undo: /var/lib/pulumi-vllm/launch-unit/<unit>.state (env file path)
+# Needs: root, systemd.
+# Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
+set -euo pipefail
+
+log() { printf 'launch-unit: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+ACTION=${PV_ACTION:-}
+UNIT=${PV_UNIT_NAME:-}
+ENV_FILE=${PV_ENV_FILE:-}
+PORT=${PV_PORT:-}
+BIND_HOST=${PV_BIND_HOST:-0.0.0.0}
+REQUIRED=${PV_REQUIRED_SECRETS:-}
+STATE_DIR=/var/lib/pulumi-vllm/launch-unit
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
+[[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete, got '$ACTION'"
+[[ $UNIT =~ ^[A-Za-z0-9:_.@-]+\.service$ ]] || die "PV_UNIT_NAME must look like vllm.service, got '$UNIT'"
+[[ $ENV_FILE == /* && $ENV_FILE != */ && ! $ENV_FILE =~ [[:space:]] ]] || \
+  die "PV_ENV_FILE must be an absolute file path without spaces, got '$ENV_FILE'"
+UNIT_FILE=/etc/systemd/system/$UNIT
+STATE="$STATE_DIR/$UNIT.state"
+command -v systemctl >/dev/null || die "systemctl not found: this step needs systemd"
+
+# ---------------------------------------------------------------- helpers --
+declare -a SECRET_VALUES=()
+
+# Replace every secret value in stdin's text by [REDACTED].
+redact() {
+  local line v
+  while IFS= read -r line || [[ -n $line ]]; do
+    for v in "${SECRET_VALUES[@]}"; do
+      [[ -n $v ]] && line=${line//"$v"/[REDACTED]}
+    done
+    printf '%s\n' "$line"
+  done
+}
+
+journal_tail() {
+  journalctl -u "$UNIT" -n "${1:-30}" --no-pager -o short-iso 2>/dev/null | redact >&2 || true
+}
+
+# systemd EnvironmentFile double-quoted value: \ " ` $ are backslash-escaped.
+env_quote() {
+  local v=$1
+  v=${v//\\/\\\\}
+  v=${v//\"/\\\"}
+  v=${v//\`/\\\`}
+  v=${v//\$/\\\$}
+  printf '"%s"' "$v"
+}
+
+is_wildcard() { [[ $1 == 0.0.0.0 || $1 == :: || $1 == "" || $1 == "[::]" ]]; }
+
+# hex address from /proc/net/tcp (little-endian IPv4) -> dotted quad
+hex_to_ipv4() {
+  local h=$1
+  printf '%d.%d.%d.%d' "0x${h:6:2}" "0x${h:4:2}" "0x${h:2:2}" "0x${h:0:2}"
+}
+
+# Refuses when PORT is listened on by a process that is not this unit.
+check_port() {
+  [[ -n $PORT ]] || return 0
+  if ! [[ $PORT =~ ^[0-9]+$ ]] || (( PORT < 1 || PORT > 65535 )); then die "PV_PORT must be 1..65535, got '$PORT'"; fi
+  local bind=$BIND_HOST hexport cg
+  [[ $bind == localhost ]] && bind=127.0.0.1
+  hexport=$(printf '%04X' "$PORT")
+  cg=$(systemctl show -p ControlGroup --value "$UNIT" 2>/dev/null || true)
+  local file addr inode ip conflict pids pid comm owner_cg
+  for file in /proc/net/tcp /proc/net/tcp6; do
+    [[ -r $file ]] || continue
+    while read -r addr inode; do
+      ip=${addr%:*}
+      conflict=0
+      if [[ ${#ip} -eq 8 ]]; then
+        ip=$(hex_to_ipv4 "$ip")
+        if is_wildcard "$bind" || is_wildcard "$ip" || [[ $ip == "$bind" ]]; then conflict=1; fi
+      else
+        if [[ $ip =~ ^0+$ ]]; then ip="::"; else ip="(IPv6 $ip)"; fi
+        if is_wildcard "$bind" || [[ $ip == "::" || $bind == *:* ]]; then conflict=1; fi
+      fi
+      (( conflict )) || continue
+      pids=$(find /proc/[0-9]*/fd -lname "socket:\\[$inode\\]" 2>/dev/null | cut -d/ -f3 | sort -u | tr '\n' ' ')
+      if [[ -z ${pids// /} ]]; then
+        die "port $PORT ($ip) is already in use by a process not visible from here (another container or namespace), not $UNIT: stop it or choose another port"
+      fi
+      for pid in $pids; do
+        owner_cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null || true)
+        if [[ -n $cg && ( $owner_cg == "$cg" || $owner_cg == "$cg"/* ) ]]; then continue; fi
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null || echo '?')
+        die "port $PORT ($ip) is already in use by pid $pid ($comm, cgroup ${owner_cg:-?}), which is not $UNIT: stop it or choose another port (PV_PORT)"
+      done
+    done < <(awk -v p=":$hexport" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { print $2, $10 }' "$file")
+  done
+}
+
+# write_if_changed TARGET MODE TMPFILE: installs TMPFILE as TARGET (root:root
+# MODE) unless TARGET already has that content, owner and mode. Returns 0 if
+# it wrote.
+write_if_changed() {
+  local target=$1 mode=$2 tmp=$3
+  if [[ -f $target ]] && cmp -s -- "$tmp" "$target" && \
+     [[ $(stat -c '%a %u %g' -- "$target") == "$mode 0 0" ]]; then
+    rm -f -- "$tmp"
+    return 1
+  fi
+  chown 0:0 -- "$tmp"
+  chmod "$mode" -- "$tmp"
+  mv -f -- "$tmp" "$target"
+  return 0
+}
+
+# ----------------------------------------------------------------- delete --
+if [[ $ACTION == delete ]]; then
+  changed=0
+  if [[ -f $UNIT_FILE ]] || systemctl cat "$UNIT" >/dev/null 2>&1; then
+    if systemctl is-active --quiet "$UNIT" || systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
+      log "stopping and disabling $UNIT"
+      systemctl disable --now "$UNIT" >&2 2>/dev/null || systemctl stop "$UNIT" >&2 || true
+      changed=1
+    fi
+  fi
+  if [[ -f $UNIT_FILE ]]; then
+    log "removing $UNIT_FILE"
+    rm -f -- "$UNIT_FILE"
+    systemctl daemon-reload
+    changed=1
+  fi
+  systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+  env_file=$ENV_FILE
+  if [[ -f $STATE ]]; then env_file=$(sed -n 's/^env_file=//p' "$STATE" | head -n 1); fi
+  for f in "$ENV_FILE" "$env_file"; do
+    if [[ -n $f && -f $f ]]; then
+      log "removing $f"
+      rm -f -- "$f"
+      changed=1
+    fi
+    if [[ -n $f && $(dirname "$f") == /etc/pulumi-vllm && -d /etc/pulumi-vllm ]]; then
+      rmdir --ignore-fail-on-non-empty /etc/pulumi-vllm
+    fi
+  done
+  if [[ -f $STATE ]]; then rm -f -- "$STATE"; changed=1; fi
+  for d in "$STATE_DIR" /var/lib/pulumi-vllm; do
+    if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d"; fi
+  done
+  if (( changed )); then echo changed; else echo unchanged; fi
+  exit 0
+fi
+
+# ----------------------------------------------------------------- create --
+CONTENT=${PV_UNIT_CONTENT:-}
+[[ -n $CONTENT ]] || die "PV_UNIT_CONTENT is empty"
+[[ $CONTENT == *$'\n[Service]\n'* ]] || die "PV_UNIT_CONTENT has no [Service] section"
+env_line="EnvironmentFile=${ENV_FILE//%/%%}"
+if ! grep -qxF -e "$env_line" -e "EnvironmentFile=-${ENV_FILE//%/%%}" <<<"$CONTENT"; then
+  die "PV_UNIT_CONTENT does not load PV_ENV_FILE ($env_line): the secrets would not reach the server"
+fi
+
+# Secrets from stdin (never from a terminal).
+declare -A SECRETS=()
+declare -a SECRET_ORDER=()
+if [[ ! -t 0 ]]; then
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -z $line ]] && continue
+    [[ $line == *=* ]] || die "stdin: a line is not NAME=value (line not shown: it may hold a secret)"
+    name=${line%%=*}
+    value=${line#*=}
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "stdin: bad secret name (want [A-Za-z_][A-Za-z0-9_]*)"
+    [[ -z ${SECRETS[$name]+x} ]] || die "stdin: secret $name is given twice"
+    [[ $value != *$'\r'* ]] || die "stdin: secret $name contains a carriage return"
+    SECRETS[$name]=$value
+    SECRET_ORDER+=("$name")
+    SECRET_VALUES+=("$value")
+  done
+fi
+IFS=, read -r -a required <<<"$REQUIRED"
+for name in "${required[@]}"; do
+  name=${name// /}
+  [[ -z $name ]] && continue
+  [[ -n ${SECRETS[$name]+x} ]] || die "secret $name is required (PV_REQUIRED_SECRETS) but not on stdin"
+done
+for name in "${SECRET_ORDER[@]}"; do
+  v=${SECRETS[$name]}
+  if (( ${#v} >= 4 )) && [[ $CONTENT == *"$v"* ]]; then
+    die "the value of secret $name appears in PV_UNIT_CONTENT; secrets belong only in the env file"
+  fi
+done
+
+check_port
+
+changed=0
+umask 077
+
+# env file
+env_dir=$(dirname "$ENV_FILE")
+if [[ ! -d $env_dir ]]; then
+  install -d -m 0700 -o root -g root "$env_dir"
+fi
+tmp=$(mktemp "$env_dir/.pv-env.XXXXXX")
+{
+  printf '# Managed by pulumi-vllm (launch-unit.sh) for %s. Root-only secrets; do not edit.\n' "$UNIT"
+  for name in $(printf '%s\n' "${SECRET_ORDER[@]}" | sort); do
+    printf '%s=%s\n' "$name" "$(env_quote "${SECRETS[$name]}")"
+  done
+} >"$tmp"
+env_changed=0
+if write_if_changed "$ENV_FILE" 600 "$tmp"; then
+  env_changed=1
+  log "wrote $ENV_FILE (root:root 0600, ${#SECRET_ORDER[@]} secret(s): ${SECRET_ORDER[*]:-none})"
+else
+  log "$ENV_FILE unchanged"
+fi
+
+# unit file
+umask 022
+tmp=$(mktemp "/etc/systemd/system/.pv-unit.XXXXXX")
+printf '%s' "$CONTENT" >"$tmp"
+unit_changed=0
+if write_if_changed "$UNIT_FILE" 644 "$tmp"; then
+  unit_changed=1
+  log "wrote $UNIT_FILE"
+  systemctl daemon-reload
+else
+  log "$UNIT_FILE unchanged"
+fi
+load_state=$(systemctl show -p LoadState --value "$UNIT")
+if [[ $load_state != loaded ]]; then
+  systemctl status "$UNIT" --no-pager 2>&1 | head -n 20 | redact >&2 || true
+  die "systemd could not load $UNIT (LoadState=$load_state); see above"
+fi
+
+install -d -m 0755 "$STATE_DIR"
+if [[ ! -f $STATE || $(sed -n 's/^env_file=//p' "$STATE") != "$ENV_FILE" ]]; then
+  printf 'env_file=%s\n' "$ENV_FILE" >"$STATE"
+fi
+
+if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
+  log "enabling $UNIT"
+  systemctl enable "$UNIT" >&2 2>/dev/null || systemctl enable "$UNIT" >&2
+  changed=1
+fi
+
+active=$(systemctl is-active "$UNIT" 2>/dev/null || true)
+action=
+if (( unit_changed || env_changed )); then
+  case $active in
+    active | activating | reloading) action=restart ;;
+    *) action=start ;;
+  esac
+elif [[ $active != active && $active != activating && $active != reloading ]]; then
+  action=start
+fi
+if [[ -n $action ]]; then
+  if (( unit_changed || env_changed )); then
+    log "configuration changed: ${action}ing $UNIT"
+  else
+    log "$UNIT is ${active:-unknown}: starting it"
+  fi
+  systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+  # Type=exec: this returns once the server binary has been executed; whether
+  # it then comes up is the readiness gate's business.
+  if ! out=$(systemctl "$action" "$UNIT" 2>&1); then
+    printf '%s\n' "$out" | redact >&2
+    log "last journal lines of $UNIT (secrets redacted):"
+    journal_tail 30
+    die "systemctl $action $UNIT failed (state: $(systemctl is-active "$UNIT" || true))"
+  fi
+  changed=1
+else
+  log "$UNIT is active and its configuration is unchanged"
+fi
+if (( unit_changed || env_changed )); then changed=1; fi
+log "$UNIT: $(systemctl is-active "$UNIT" || true), MainPID $(systemctl show -p MainPID --value "$UNIT")"
+if (( changed )); then echo changed; else echo unchanged; fi
