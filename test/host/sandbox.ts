@@ -287,3 +287,24 @@ export function fileTimer(label: string) {
     },
   };
 }
+
+/**
+ * Hold a POSIX (fcntl) write lock on a file in the sandbox for `seconds`, the
+ * kind apt and dpkg take (flock(1) would not conflict with them). Resolves once
+ * the lock is held; the holder runs as a transient unit `unit`.
+ */
+export async function holdFileLock(sb: Sandbox, file: string, seconds: number, unit = "pv-test-lock-holder"): Promise<void> {
+  const marker = `/run/${unit}.held`;
+  const py =
+    "import fcntl, sys, time\n" +
+    "f = open(sys.argv[1], 'a')\n" +
+    "fcntl.lockf(f, fcntl.LOCK_EX)\n" +
+    "open(sys.argv[2], 'w').close()\n" +
+    "time.sleep(float(sys.argv[3]))\n";
+  await sshOk(
+    sb,
+    `rm -f ${shellQuote(marker)}; systemd-run --quiet --collect --unit=${shellQuote(unit)} ` +
+      `python3 -c ${shellQuote(py)} ${shellQuote(file)} ${shellQuote(marker)} ${seconds}`,
+  );
+  await sshOk(sb, `for i in $(seq 1 100); do [ -e ${shellQuote(marker)} ] && exit 0; sleep 0.1; done; echo 'lock holder did not start' >&2; exit 1`);
+}

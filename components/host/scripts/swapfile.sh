@@ -67,10 +67,13 @@ read_state() {
   done <"$STATE"
 }
 write_state() { # path size_mib created fstab_added was_active
+  local want
+  want=$(printf 'path=%s\nsize_mib=%s\ncreated=%s\nfstab_added=%s\nwas_active=%s' "$@")
+  # Touch nothing (not even the dir, with a temp file) when it is already so.
+  if [[ -f $STATE && $(cat "$STATE") == "$want" ]]; then return 0; fi
   mkdir -p "$STATE_DIR"
-  local tmp="$STATE.tmp"
-  printf 'path=%s\nsize_mib=%s\ncreated=%s\nfstab_added=%s\nwas_active=%s\n' "$@" >"$tmp"
-  if [[ -f $STATE ]] && cmp -s "$tmp" "$STATE"; then rm -f "$tmp"; else mv -f "$tmp" "$STATE"; fi
+  printf '%s\n' "$want" >"$STATE.tmp"
+  mv -f "$STATE.tmp" "$STATE"
 }
 drop_state() {
   rm -f "$STATE"

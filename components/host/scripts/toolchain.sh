@@ -82,12 +82,14 @@ has_candidate() {
 base_names() { sed 's/:[a-z0-9]*$//' | sort -u; }
 
 read_list() { if [[ -f $STATE_DIR/$1 ]]; then grep -v '^$' "$STATE_DIR/$1" | sort -u; fi; }
-write_list() { # name, lines on stdin
-  local tmp
+write_list() { # name, lines on stdin; touches nothing when already so
+  local want
+  want=$(grep -v '^$' | sort -u || true)
+  if [[ -f $STATE_DIR/$1 && $(cat "$STATE_DIR/$1") == "$want" ]]; then return 0; fi
   mkdir -p "$STATE_DIR"
-  tmp=$(mktemp "$STATE_DIR/.$1.XXXXXX")
-  grep -v '^$' | sort -u >"$tmp" || true
-  if [[ -f $STATE_DIR/$1 ]] && cmp -s "$tmp" "$STATE_DIR/$1"; then rm -f "$tmp"; else mv -f "$tmp" "$STATE_DIR/$1"; chmod 0644 "$STATE_DIR/$1"; fi
+  printf '%s\n' "$want" >"$STATE_DIR/.$1.tmp"
+  chmod 0644 "$STATE_DIR/.$1.tmp"
+  mv -f "$STATE_DIR/.$1.tmp" "$STATE_DIR/$1"
 }
 drop_state() {
   rm -f "$STATE_DIR/requested" "$STATE_DIR/added"
