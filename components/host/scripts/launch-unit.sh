@@ -39,6 +39,7 @@ set -euo pipefail
 
 log() { printf 'launch-unit: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 
 ACTION=${PV_ACTION:-}
 UNIT=${PV_UNIT_NAME:-}
@@ -115,7 +116,8 @@ check_port() {
         if is_wildcard "$bind" || [[ $ip == "::" || $bind == *:* ]]; then conflict=1; fi
       fi
       (( conflict )) || continue
-      pids=$(find /proc/[0-9]*/fd -lname "socket:\\[$inode\\]" 2>/dev/null | cut -d/ -f3 | sort -u | tr '\n' ' ')
+      # find exits 1 when a process vanishes mid-scan: that is not an error here
+      pids=$( { find /proc/[0-9]*/fd -lname "socket:\\[$inode\\]" 2>/dev/null || true; } | cut -d/ -f3 | sort -u | tr '\n' ' ')
       if [[ -z ${pids// /} ]]; then
         die "port $PORT ($ip) is already in use by a process not visible from here (another container or namespace), not $UNIT: stop it or choose another port"
       fi
@@ -129,16 +131,18 @@ check_port() {
   done
 }
 
-# write_if_changed TARGET MODE TMPFILE: installs TMPFILE as TARGET (root:root
-# MODE) unless TARGET already has that content, owner and mode. Returns 0 if
-# it wrote.
+# write_if_changed TARGET MODE CONTENT: makes TARGET (root:root MODE) hold
+# exactly CONTENT, through a temp file in the same directory and a rename,
+# unless it already does (then nothing is touched, not even the directory).
+# Returns 0 if it wrote. CONTENT never goes into argv (printf is a builtin).
 write_if_changed() {
-  local target=$1 mode=$2 tmp=$3
-  if [[ -f $target ]] && cmp -s -- "$tmp" "$target" && \
+  local target=$1 mode=$2 content=$3 tmp
+  if [[ -f $target ]] && cmp -s -- "$target" <(printf '%s' "$content") && \
      [[ $(stat -c '%a %u %g' -- "$target") == "$mode 0 0" ]]; then
-    rm -f -- "$tmp"
     return 1
   fi
+  tmp=$(mktemp "$(dirname "$target")/.pv-tmp.XXXXXX")
+  printf '%s' "$content" >"$tmp"
   chown 0:0 -- "$tmp"
   chmod "$mode" -- "$tmp"
   mv -f -- "$tmp" "$target"
@@ -231,15 +235,12 @@ env_dir=$(dirname "$ENV_FILE")
 if [[ ! -d $env_dir ]]; then
   install -d -m 0700 -o root -g root "$env_dir"
 fi
-tmp=$(mktemp "$env_dir/.pv-env.XXXXXX")
-{
-  printf '# Managed by pulumi-vllm (launch-unit.sh) for %s. Root-only secrets; do not edit.\n' "$UNIT"
+env_content=$(printf '# Managed by pulumi-vllm (launch-unit.sh) for %s. Root-only secrets; do not edit.\n' "$UNIT"
   for name in $(printf '%s\n' "${SECRET_ORDER[@]}" | sort); do
     printf '%s=%s\n' "$name" "$(env_quote "${SECRETS[$name]}")"
-  done
-} >"$tmp"
+  done)
 env_changed=0
-if write_if_changed "$ENV_FILE" 600 "$tmp"; then
+if write_if_changed "$ENV_FILE" 600 "$env_content"$'\n'; then
   env_changed=1
   log "wrote $ENV_FILE (root:root 0600, ${#SECRET_ORDER[@]} secret(s): ${SECRET_ORDER[*]:-none})"
 else
@@ -248,10 +249,8 @@ fi
 
 # unit file
 umask 022
-tmp=$(mktemp "/etc/systemd/system/.pv-unit.XXXXXX")
-printf '%s' "$CONTENT" >"$tmp"
 unit_changed=0
-if write_if_changed "$UNIT_FILE" 644 "$tmp"; then
+if write_if_changed "$UNIT_FILE" 644 "$CONTENT"; then
   unit_changed=1
   log "wrote $UNIT_FILE"
   systemctl daemon-reload

@@ -35,6 +35,7 @@ set -euo pipefail
 
 log() { printf 'readiness: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 
 ACTION=${PV_ACTION:-}
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete, got '$ACTION'"

@@ -42,6 +42,7 @@ set -euo pipefail
 
 log() { printf 'uv-venv: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 
 ACTION=${PV_ACTION:-}
 UV_VERSION=${PV_UV_VERSION:-}

@@ -37,6 +37,7 @@ set -euo pipefail
 
 log() { printf 'vllm-install: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 
 ACTION=${PV_ACTION:-}
 VENV=${PV_VENV_PATH:-}
