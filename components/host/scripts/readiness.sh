@@ -232,7 +232,7 @@ while :; do
           echo unchanged
           exit 0
         fi
-        served=$(grep -o '"id": *"[^"]*"' <<<"$body" | sed 's/"id": *//' | tr '\n' ' ' | redact)
+        served=$(grep -o '"id": *"[^"]*"' <<<"$body" | sed 's/"id": *//' | paste -sd, - | redact)
         fail "the server at $BASE_URL answers but serves ${served:-no model}, not \"$MODEL\" (check --served-model-name)"
         ;;
       401 | 403)
