@@ -398,6 +398,9 @@ c=$CLUSTER
 sacctmgr -n -P show cluster format=cluster 2>/dev/null | grep -qx \"\$c\" || { sacctmgr -i add cluster \"\$c\" >/dev/null; scontrol reconfigure >/dev/null 2>&1 || true; }
 sacctmgr -n -P show account format=account 2>/dev/null | grep -qx $ACCOUNT || sacctmgr -i add account $ACCOUNT cluster=\"\$c\" description=pulumi-vllm-tests organization=pulumi-vllm >/dev/null
 sacctmgr -n -P show assoc where user=root account=$ACCOUNT format=account 2>/dev/null | grep -qx $ACCOUNT || sacctmgr -i add user root account=$ACCOUNT cluster=\"\$c\" >/dev/null
+# slurmdbd pushes new associations to slurmctld asynchronously: ready only
+# when the controller itself knows root in $ACCOUNT.
+scontrol show assoc_mgr flags=assoc accounts=$ACCOUNT users=root 2>/dev/null | grep -q 'UserName=root('
 "
 until login "$setup_acct" 2>"$INST/acct.err"; do
   alive || die "cluster '$NAME': a container exited while waiting for slurmdbd"
