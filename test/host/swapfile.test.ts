@@ -234,6 +234,7 @@ describe("swapfile step", () => {
     expect(after["/etc/fstab"].sha256).toBe(handMade["/etc/fstab"].sha256);
     await sshOk(sb, `rm -f ${SWAP}`);
   });
+
   it("leaves no swap of this sandbox active", async () => {
     expect(await ourSwap()).toEqual([]);
     const r = await sshRun(sb, "cat /proc/swaps");

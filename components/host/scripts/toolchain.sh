@@ -111,7 +111,11 @@ remove_ours() {
   fi
   local ours autoremovable
   ours=$( { printf '%s\n' "${drop[@]}"; read_list added; } | base_names)
-  autoremovable=$(apt-get -s -o Debug::NoLocking=1 autoremove 2>/dev/null | awk '$1 == "Remv" { print $2 }' | base_names)
+  # Only hard dependencies count: a package that merely Recommends or Suggests
+  # one of ours (apt Suggests dpkg-dev, which Recommends build-essential) does
+  # not need it, and before create it was not there either.
+  autoremovable=$(apt-get -s -o Debug::NoLocking=1 -o APT::AutoRemove::RecommendsImportant=false \
+    -o APT::AutoRemove::SuggestsImportant=false autoremove 2>/dev/null | awk '$1 == "Remv" { print $2 }' | base_names)
   mapfile -t removable < <(comm -12 <(printf '%s\n' "$ours") <(printf '%s\n' "$autoremovable") | grep -v '^$' || true)
   if (( ${#removable[@]} )); then
     # Check the purge takes nothing but ours with it.
