@@ -170,7 +170,7 @@ export const Vllm = z.strictObject({
   /** Python of the venv (uv finds or installs it). */
   python: z.string().regex(/^3\.\d+$/, "must be a Python minor version like 3.12").default("3.12"),
   /** uv release used to make the venv. */
-  uvVersion: z.string().regex(/^\d+\.\d+\.\d+$/, "must be an exact uv release like 0.9.5").default("0.9.5"),
+  uvVersion: z.string().regex(/^\d+\.\d+\.\d+$/, "must be an exact uv release like 0.13.9").default("0.13.9"),
   /** Pip requirement to install; `{version}` is replaced by `version`. Default vllm=={version}. */
   package: z.string().default("vllm=={version}"),
   /** Distribution and module that must report `version` after install (differ only for a stand-in). */
@@ -178,6 +178,8 @@ export const Vllm = z.strictObject({
   importName: z.string().default("vllm"),
   /** A directory of wheels on the host (offline installs, the test stand-in). */
   findLinks: z.string().optional(),
+  /** Install from findLinks only, never from an index. */
+  noIndex: z.boolean().default(false),
   /** Package index (a site mirror on HPC). */
   indexUrl: z.string().url().default("https://pypi.org/simple"),
 });

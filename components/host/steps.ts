@@ -82,7 +82,7 @@ export function pypiBase(indexUrl: string): string {
 export class VllmInstall extends HostStep {
   constructor(
     name: string,
-    a: Common & { venvPath: string; uvBin: string; packageSpec: string; distName: string; version: string; importName: string; findLinks?: string; indexUrl: string; stateDir?: string },
+    a: Common & { venvPath: string; uvBin: string; packageSpec: string; distName: string; version: string; importName: string; findLinks?: string; noIndex?: boolean; indexUrl: string; stateDir?: string },
     opts?: Opts,
   ) {
     super(
@@ -99,6 +99,7 @@ export class VllmInstall extends HostStep {
           PV_IMPORT_NAME: a.importName,
           PV_FIND_LINKS: a.findLinks ?? "",
           PV_INDEX_URL: a.indexUrl,
+          PV_NO_INDEX: a.noIndex ? "1" : "0",
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
         },
       },

@@ -57,6 +57,7 @@ export class SingleHost extends pulumi.ComponentResource {
         version: c.vllm.version,
         importName: c.vllm.importName,
         findLinks: c.vllm.findLinks,
+        noIndex: c.vllm.noIndex,
         indexUrl: c.vllm.indexUrl,
       },
       child([venv]),

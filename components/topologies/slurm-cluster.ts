@@ -59,6 +59,7 @@ export class SlurmCluster extends pulumi.ComponentResource {
         version: c.vllm.version,
         importName: c.vllm.importName,
         findLinks: c.vllm.findLinks,
+        noIndex: c.vllm.noIndex,
         indexUrl: c.vllm.indexUrl,
         stateDir,
       },
