@@ -91,12 +91,29 @@ LAYER=$("$HERE/build-rootfs.sh" | tail -n 1)
 [[ -d $LAYER && -f $LAYER/.pv-rootfs-complete ]] || die "build-rootfs.sh did not give a root dir"
 t_build=$(ms_since "$t0")
 
-# ---- pick K: a free 10.77.K.0/24, bridge name and ports ------------------------
+# From here on, a failure tears down what was made.
+ok=0
+on_exit() {
+  if (( ok == 0 )); then
+    log "boot failed; cleaning up (logs were under $INST)"
+    for r in "${ROLES[@]}"; do
+      if [[ -f $INST/$r/console.log ]]; then
+        log "--- last lines of $r console ---"; tail -n 25 "$INST/$r/console.log" >&2 || true
+      fi
+    done
+    if [[ ${PV_SLURM_KEEP_FAILED:-0} != 1 ]]; then "$HERE/down.sh" "$NAME" >&2 || true; fi
+  fi
+}
+trap on_exit EXIT
+
+# ---- pick K: a free 10.77.K.0/24, bridge name and ports; make the bridge -------
 exec 8>"$CACHE/slurm/.alloc.lock"
 flock 8
 K=
 for k in $(seq 1 250); do
   ip link show "pvsbr$k" >/dev/null 2>&1 && continue
+  ip -4 -o addr show | grep -q " 10\.77\.$k\." && continue
+  ip -4 route show | grep -q "^10\.77\.$k\." && continue
   grep -qsx "$k" "$CACHE"/slurm/*/k && continue
   p=$(( 17000 + 4 * k ))
   ssh_port=${PV_SLURM_SSH_PORT:-$(( p + 2 ))}
@@ -117,29 +134,15 @@ CTL_IP="10.77.$K.254"
 NODE_IPS=("10.77.$K.1" "10.77.$K.2")
 mkdir -p "$INST"
 printf '%s\n' "$K" >"$INST/k"
+ip link add "$BR" type bridge
+printf '%s\n' "$BR" >"$INST/bridge"
 flock -u 8
 exec 8>&-
 
-# From here on, a failure tears down what was made.
-ok=0
-on_exit() {
-  if (( ok == 0 )); then
-    log "boot failed; cleaning up (logs were under $INST)"
-    for r in "${ROLES[@]}"; do
-      if [[ -f $INST/$r/console.log ]]; then
-        log "--- last lines of $r console ---"; tail -n 25 "$INST/$r/console.log" >&2 || true
-      fi
-    done
-    if [[ ${PV_SLURM_KEEP_FAILED:-0} != 1 ]]; then "$HERE/down.sh" "$NAME" >&2 || true; fi
-  fi
-}
-trap on_exit EXIT
-
 # ---- network: bridge + one veth pair and network namespace per node ------------
-# Configured from here (no udev on such hosts, so nspawn's own
-# --network-interface/--network-bridge wait forever for "initialized" links).
-ip link add "$BR" type bridge
-printf '%s\n' "$BR" >"$INST/bridge"
+# Configured from here: these hosts run no udev, and nspawn's own
+# --network-interface refuses links udev has not initialized ("Network
+# interface X is not initialized yet").
 ip addr add "$CTL_IP/24" dev "$BR"
 ip link set "$BR" up
 for i in 1 2; do
