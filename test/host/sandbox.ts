@@ -308,3 +308,20 @@ export async function holdFileLock(sb: Sandbox, file: string, seconds: number, u
   );
   await sshOk(sb, `for i in $(seq 1 100); do [ -e ${shellQuote(marker)} ] && exit 0; sleep 0.1; done; echo 'lock holder did not start' >&2; exit 1`);
 }
+
+/**
+ * Assert a step run ended with exit 0 and the given last line; on mismatch
+ * the error shows the whole run (stdout + stderr), not just the field.
+ */
+export function expectStep(r: StepRun, result: "changed" | "unchanged"): void {
+  if (r.code !== 0 || r.result !== result) {
+    throw new Error(`expected exit 0 and '${result}', got exit ${r.code} and '${r.result}'\n${describeRun(r)}`);
+  }
+}
+
+/** Assert a step run failed (non-zero exit, no result line) with stderr matching `message`. */
+export function expectStepFailure(r: StepRun, message: RegExp): void {
+  if (r.code === 0 || r.result !== undefined || !message.test(r.stderr)) {
+    throw new Error(`expected a failure matching ${message}, got:\n${describeRun(r)}`);
+  }
+}

@@ -3,6 +3,8 @@
 // MiB) and everything is swapped off at the end.
 import {
   bootSandbox,
+  expectStep,
+  expectStepFailure,
   describeRun,
   diffSnapshots,
   fileTimer,
@@ -69,8 +71,7 @@ describe("swapfile step", () => {
     pristine = await hostSnapshot(sb, OWNED);
     expect(pristine[SWAP]).toEqual({ type: "absent" });
     const r = await create(16);
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(await ourSwap()).toEqual([{ name: SWAP, type: "file", sizeBytes: 16 * 1024 * 1024 - 4096 }]);
     expect(await fstabLinesFor(SWAP)).toEqual([`${SWAP} none swap sw 0 0`]);
     const snap = await hostSnapshot(sb, [SWAP]);
@@ -80,19 +81,18 @@ describe("swapfile step", () => {
   it("second run says unchanged and changes no file it owns", async () => {
     const before = await hostSnapshot(sb, OWNED);
     const r = await create(16);
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("unchanged");
+    expectStep(r, "unchanged");
     expect(diffSnapshots(before, await hostSnapshot(sb, OWNED))).toEqual([]);
   });
 
   it("a changed size swaps off and recreates; then it is stable again", async () => {
     const r = await create(32);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(r.stderr).toMatch(/swapoff \/swapfile/);
     expect(await ourSwap()).toEqual([{ name: SWAP, type: "file", sizeBytes: 32 * 1024 * 1024 - 4096 }]);
     expect(await fstabLinesFor(SWAP)).toEqual([`${SWAP} none swap sw 0 0`]);
     const before = await hostSnapshot(sb, OWNED);
-    expect((await create(32)).result).toBe("unchanged");
+    expectStep(await create(32), "unchanged");
     expect(diffSnapshots(before, await hostSnapshot(sb, OWNED))).toEqual([]);
   });
 
@@ -100,15 +100,15 @@ describe("swapfile step", () => {
     await sshOk(sb, `printf '%s\\n' '${SWAP}  none  swap  defaults 0 0' '${SWAP} none swap sw,pri=5 0 0' >> /etc/fstab`);
     expect(await fstabLinesFor(SWAP)).toHaveLength(3);
     const r = await create(32);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(await fstabLinesFor(SWAP)).toEqual([`${SWAP} none swap sw 0 0`]);
-    expect((await create(32)).result).toBe("unchanged");
+    expectStep(await create(32), "unchanged");
   });
 
   it("restores mode 0600 when someone loosened it", async () => {
     await sshOk(sb, `chmod 644 ${SWAP}`);
     const r = await create(32);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect((await hostSnapshot(sb, [SWAP]))[SWAP].mode).toBe("600");
   });
 
@@ -116,9 +116,7 @@ describe("swapfile step", () => {
     const before = await hostSnapshot(sb, OWNED);
     const swapsBefore = await swapShow(sb);
     const r = await create(100 * 1024 * 1024); // 100 TiB
-    expect(r.code).not.toBe(0);
-    expect(r.result).toBeUndefined();
-    expect(r.stderr).toMatch(/not enough room for a 104857600 MiB swap file at \/swapfile: \d+ MiB available .* Nothing was changed/);
+    expectStepFailure(r, /not enough room for a 104857600 MiB swap file at \/swapfile: \d+ MiB available .* Nothing was changed/);
     expect(diffSnapshots(before, await hostSnapshot(sb, OWNED))).toEqual([]);
     expect(await swapShow(sb)).toEqual(swapsBefore);
     expect((await sshRun(sb, `ls ${SWAP}.pv-new`)).code).not.toBe(0);
@@ -128,8 +126,7 @@ describe("swapfile step", () => {
     const free = Number((await sshOk(sb, "df -P -m / | awk 'NR==2 {print $4}'")).trim());
     const r = await create(16, { PV_SWAP_MIN_FREE_MIB: String(free + 1024) });
     // 16 MiB fits on its own; with the margin it does not (the 32 MiB file being replaced counts as room).
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/not enough room/);
+    expectStepFailure(r, /not enough room/);
     expect(await ourSwap()).toHaveLength(1);
   });
 
@@ -142,8 +139,7 @@ describe("swapfile step", () => {
       [{ PV_SWAP_ALLOC: "magic" }, /PV_SWAP_ALLOC must be auto, fallocate or dd/],
     ] as const) {
       const r = await runStep(sb, { step: "swapfile", action: "create", env: { ...env(16), ...extra } });
-      expect(r.code).not.toBe(0);
-      expect(r.stderr).toMatch(msg);
+      expectStepFailure(r, msg);
     }
     const r = await runStep(sb, { step: "swapfile", action: "create", env: { PV_SWAP_PATH: "/etc", PV_SWAP_SIZE_MIB: "16" } });
     expect(r.stderr).toMatch(/exists and is not a regular file/);
@@ -152,7 +148,7 @@ describe("swapfile step", () => {
 
   it("writes with dd when asked (PV_SWAP_ALLOC=dd)", async () => {
     const r = await create(24, { PV_SWAP_ALLOC: "dd" });
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(r.stderr).toMatch(/writing 24 MiB of zeros with dd/);
     expect(await ourSwap()).toEqual([{ name: SWAP, type: "file", sizeBytes: 24 * 1024 * 1024 - 4096 }]);
   });
@@ -161,14 +157,14 @@ describe("swapfile step", () => {
     // A fallocate that fails like on a file system without support for it...
     await sshOk(sb, "printf '#!/bin/sh\\necho \"fallocate: Operation not supported\" >&2\\nexit 1\\n' > /usr/local/bin/fallocate && chmod 755 /usr/local/bin/fallocate");
     let r = await create(16);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(r.stderr).toMatch(/fallocate is not supported here/);
     expect(r.stderr).toMatch(/writing 16 MiB of zeros with dd/);
     expect(await ourSwap()).toEqual([{ name: SWAP, type: "file", sizeBytes: 16 * 1024 * 1024 - 4096 }]);
     // ...and one that "succeeds" but leaves a sparse file.
     await sshOk(sb, "printf '#!/bin/sh\\ntruncate -s \"$2\" \"$4\"\\n' > /usr/local/bin/fallocate && chmod 755 /usr/local/bin/fallocate");
     r = await create(20);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(r.stderr).toMatch(/fallocate left holes/);
     expect(r.stderr).toMatch(/writing 20 MiB of zeros with dd/);
     expect(await ourSwap()).toEqual([{ name: SWAP, type: "file", sizeBytes: 20 * 1024 * 1024 - 4096 }]);
@@ -178,37 +174,36 @@ describe("swapfile step", () => {
   it("runs the same under sudo -n", async () => {
     const r = await runStep(sb, { step: "swapfile", action: "create", env: env(20), sudo: true });
     expect(r.command.startsWith("sudo -n env ")).toBe(true);
-    expect(r.result).toBe("unchanged");
+    expectStep(r, "unchanged");
   });
 
   it("delete swaps off, removes the file and its fstab line: the host is as before create", async () => {
     const r = await runStep(sb, { step: "swapfile", action: "delete", env: {} });
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(await ourSwap()).toEqual([]);
     expect(contentOf(await hostSnapshot(sb, OWNED))).toEqual(contentOf(pristine));
     const again = await runStep(sb, { step: "swapfile", action: "delete", env: {} });
-    expect(again.result).toBe("unchanged");
+    expectStep(again, "unchanged");
   });
 
   it("size 0 means no swap: create removes the swap file it made", async () => {
-    expect((await create(16)).result).toBe("changed");
+    expectStep(await create(16), "changed");
     const r = await create(0);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(await ourSwap()).toEqual([]);
     expect(contentOf(await hostSnapshot(sb, OWNED))).toEqual(contentOf(pristine));
-    expect((await create(0)).result).toBe("unchanged");
+    expectStep(await create(0), "unchanged");
   });
 
   it("a changed path moves the swap file", async () => {
-    expect((await create(16)).result).toBe("changed");
+    expectStep(await create(16), "changed");
     const r = await runStep(sb, { step: "swapfile", action: "create", env: { PV_SWAP_PATH: "/swap.img", PV_SWAP_SIZE_MIB: "16" } });
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect((await swapShow(sb)).map((s) => s.name)).toContain("/swap.img");
     expect(await ourSwap()).toEqual([]);
     expect(await fstabLinesFor(SWAP)).toEqual([]);
     expect(await fstabLinesFor("/swap.img")).toEqual(["/swap.img none swap sw 0 0"]);
-    expect((await runStep(sb, { step: "swapfile", action: "delete", env: {} })).result).toBe("changed");
+    expectStep(await runStep(sb, { step: "swapfile", action: "delete", env: {} }), "changed");
     expect((await swapShow(sb)).map((s) => s.name)).not.toContain("/swap.img");
     expect(contentOf(await hostSnapshot(sb, [...OWNED, "/swap.img"]))).toEqual(
       contentOf({ ...pristine, "/swap.img": { type: "absent" } }),
@@ -219,12 +214,12 @@ describe("swapfile step", () => {
     await sshOk(sb, `dd if=/dev/zero of=${SWAP} bs=1M count=16 status=none && chmod 600 ${SWAP} && mkswap ${SWAP} >/dev/null`);
     const handMade = await hostSnapshot(sb, OWNED);
     const r = await create(16);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(r.stderr).not.toMatch(/creating/);
     expect(await ourSwap()).toHaveLength(1);
-    expect((await create(16)).result).toBe("unchanged");
+    expectStep(await create(16), "unchanged");
     const d = await runStep(sb, { step: "swapfile", action: "delete", env: {} });
-    expect(d.result).toBe("changed");
+    expectStep(d, "changed");
     // It was off and had no fstab line before: off again, no line, file kept.
     expect(await ourSwap()).toEqual([]);
     expect(await fstabLinesFor(SWAP)).toEqual([]);

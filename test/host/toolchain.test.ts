@@ -4,6 +4,8 @@
 // .debs are cached on the machine between runs (scripts/sandbox/up.sh).
 import {
   bootSandbox,
+  expectStep,
+  expectStepFailure,
   dpkgInstalled,
   dpkgSelections,
   diffSnapshots,
@@ -56,8 +58,7 @@ describe("toolchain step", () => {
     expect(await installed("curl")).toBe(true); // pre-existing, asked for below too
     for (const p of DEFAULT_PACKAGES) expect(await installed(p)).toBe(false);
     const r = await toolchain("create", [...DEFAULT_PACKAGES, "curl"]);
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     for (const p of DEFAULT_PACKAGES) expect(await installed(p)).toBe(true);
     expect((await sshOk(sb, "gcc --version | head -1"))).toMatch(/gcc/);
     expect((await sshOk(sb, "python3-config --includes"))).toMatch(/python3/);
@@ -70,8 +71,7 @@ describe("toolchain step", () => {
   it("second run installs nothing, runs no apt-get update, changes no file", async () => {
     const before = await hostSnapshot(sb, APT_STATE);
     const r = await toolchain("create", [...DEFAULT_PACKAGES, "curl"]);
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("unchanged");
+    expectStep(r, "unchanged");
     expect(r.stderr).not.toMatch(/apt-get update/);
     expect(diffSnapshots(before, await hostSnapshot(sb, APT_STATE))).toEqual([]);
   });
@@ -79,39 +79,35 @@ describe("toolchain step", () => {
   it("an added package is installed; a dropped one it installed is removed again", async () => {
     const afterFirst = await dpkgInstalled(sb);
     let r = await toolchain("create", [...DEFAULT_PACKAGES, "libffi-dev"]);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(await installed("libffi-dev")).toBe(true);
     r = await toolchain("create", DEFAULT_PACKAGES);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(await installed("libffi-dev")).toBe(false);
     expect(await dpkgInstalled(sb)).toEqual(afterFirst);
-    expect((await toolchain("create", DEFAULT_PACKAGES)).result).toBe("unchanged");
+    expectStep(await toolchain("create", DEFAULT_PACKAGES), "unchanged");
   });
 
   it("rejects bad package names before touching apt", async () => {
     const r = await toolchain("create", ["pkg-config", "-o=Dir::Etc=/tmp"]);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/bad package name '-o=Dir::Etc=\/tmp'/);
+    expectStepFailure(r, /bad package name '-o=Dir::Etc=\/tmp'/);
   });
 
   it("delete removes exactly what it installed and keeps what was there", async () => {
     const r = await toolchain("delete");
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     for (const p of DEFAULT_PACKAGES) expect(await installed(p)).toBe(false);
     expect(await installed("curl")).toBe(true);
     expect(await dpkgSelections(sb)).toEqual(pristine);
     expect((await sshRun(sb, "test -e /var/lib/pulumi-vllm")).code).not.toBe(0);
-    expect((await toolchain("delete")).result).toBe("unchanged");
+    expectStep(await toolchain("delete"), "unchanged");
     timer.mark("delete default set");
   });
 
   it("an unknown package fails with a clear error and installs nothing", async () => {
     const before = await dpkgSelections(sb);
     const r = await toolchain("create", ["pkg-config", "libnuma-dev", "no-such-package-pv"]);
-    expect(r.code).not.toBe(0);
-    expect(r.result).toBeUndefined();
-    expect(r.stderr).toMatch(/unknown package\(s\) .*: no-such-package-pv\. Nothing was installed/);
+    expectStepFailure(r, /unknown package\(s\) .*: no-such-package-pv\. Nothing was installed/);
     expect(await installed("pkg-config")).toBe(false);
     expect(await dpkgSelections(sb)).toEqual(before);
     expect((await sshRun(sb, "test -e /var/lib/pulumi-vllm")).code).not.toBe(0);
@@ -123,8 +119,7 @@ describe("toolchain step", () => {
     const t0 = Date.now();
     const r = await toolchain("create", ["pkg-config"]);
     const waited = (Date.now() - t0) / 1000;
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(r.stderr).toMatch(/lock-frontend/);
     expect(waited).toBeGreaterThanOrEqual(hold - 3);
     expect(await installed("pkg-config")).toBe(true);
@@ -136,8 +131,7 @@ describe("toolchain step", () => {
     const t0 = Date.now();
     const r = await toolchain("create", ["pkg-config", "libnuma-dev"]);
     const waited = (Date.now() - t0) / 1000;
-    expect(r.code).toBe(0);
-    expect(r.result).toBe("changed");
+    expectStep(r, "changed");
     expect(r.stderr).toMatch(/apt is locked by another process .*waiting up to 120s/);
     expect(waited).toBeGreaterThanOrEqual(hold - 3);
     expect(await installed("libnuma-dev")).toBe(true);
@@ -146,15 +140,14 @@ describe("toolchain step", () => {
   it("gives up with a clear error when the lock is held longer than PV_APT_LOCK_TIMEOUT", async () => {
     await holdFileLock(sb, "/var/lib/apt/lists/lock", 30, "pv-hold-long");
     const r = await toolchain("create", ["pkg-config", "libnuma-dev", "libffi-dev"], { PV_APT_LOCK_TIMEOUT: "4" });
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/Could not get lock \/var\/lib\/apt\/lists\/lock/);
+    expectStepFailure(r, /Could not get lock \/var\/lib\/apt\/lists\/lock/);
     expect(r.stderr).toMatch(/apt-get update failed/);
     expect(await installed("libffi-dev")).toBe(false);
     await sshRun(sb, "systemctl stop pv-hold-long; true");
   });
 
   it("delete after those runs leaves the host as before", async () => {
-    expect((await toolchain("delete")).result).toBe("changed");
+    expectStep(await toolchain("delete"), "changed");
     expect(await dpkgSelections(sb)).toEqual(pristine);
   });
 });

@@ -15,8 +15,10 @@
 #   PV_EARLYOOM_PREFER         --prefer regex of process names to kill first, e.g.
 #                              '^(vllm|python3?)$'; empty = none
 #                              (regexes: no quotes, backslashes, backticks, % or
-#                              whitespace; earlyoom matches them against the
-#                              process name, /proc/PID/comm)
+#                              whitespace, and `$` only at the end or before `)`
+#                              or `|`: the config file is also read by /bin/sh;
+#                              earlyoom matches them against the process name,
+#                              /proc/PID/comm)
 #   PV_EARLYOOM_REPORT_SECONDS -r: memory report interval (default 3600, the
 #                              Debian default)
 #   PV_APT_LOCK_TIMEOUT        seconds to wait for a held dpkg/apt lock (default 600)
@@ -149,6 +151,11 @@ done
 RE_OK='^[][A-Za-z0-9_.|()^$*+?{}:/,=!<>@#&;~-]*$'
 [[ $AVOID =~ $RE_OK ]] || die "PV_EARLYOOM_AVOID may not contain quotes, backslashes, backticks, % or whitespace (got '$AVOID')"
 [[ $PREFER =~ $RE_OK ]] || die "PV_EARLYOOM_PREFER may not contain quotes, backslashes, backticks, % or whitespace (got '$PREFER')"
+# /etc/default/earlyoom is also sourced by /bin/sh (the init.d script): inside
+# its double quotes a `$` may only stand where the shell leaves it alone.
+DOLLAR_BAD='[$][^)|]'
+[[ ! $AVOID =~ $DOLLAR_BAD ]] || die "PV_EARLYOOM_AVOID: '\$' may only end the regex or stand before ')' or '|' (got '$AVOID')"
+[[ ! $PREFER =~ $DOLLAR_BAD ]] || die "PV_EARLYOOM_PREFER: '\$' may only end the regex or stand before ')' or '|' (got '$PREFER')"
 
 ARGS=(-m "$MEM" -s "$SWAP" -r "$REPORT")
 [[ -z $AVOID ]] || ARGS+=(--avoid "$AVOID")
@@ -210,14 +217,18 @@ elif (( RESTART )); then
 fi
 
 # --- create: verify what earlyoom really runs with --------------------------------
+# MainPID is set when systemd forks; wait until that process has exec'd earlyoom.
 pid=""
+GOT=()
 for _ in $(seq 1 50); do
   pid=$(systemctl show -p MainPID --value "$UNIT")
-  [[ -n $pid && $pid != 0 && -r /proc/$pid/cmdline ]] && break
+  if [[ -n $pid && $pid != 0 && -r /proc/$pid/cmdline ]]; then
+    mapfile -d '' -t GOT <"/proc/$pid/cmdline" || true
+    [[ ${GOT[0]:-} == */earlyoom ]] && break
+  fi
   sleep 0.2
 done
-[[ -n $pid && $pid != 0 ]] || die "$UNIT is not running after start: $(systemctl status "$UNIT" --no-pager 2>&1 | tail -n 5)"
-mapfile -d '' -t GOT </proc/"$pid"/cmdline
+[[ ${GOT[0]:-} == */earlyoom ]] || die "$UNIT is not running after start: $(systemctl status "$UNIT" --no-pager 2>&1 | tail -n 5)"
 if [[ "${GOT[*]:1}" != "${ARGS[*]}" || ${#GOT[@]} -ne $(( ${#ARGS[@]} + 1 )) ]]; then
   die "earlyoom (pid $pid) runs with [${GOT[*]:1}], expected [${ARGS[*]}]"
 fi
