@@ -3,6 +3,7 @@
 import {
   bootSandbox, describeRun, diffSnapshots, fileTimer, hostSnapshot, runStep, Sandbox, shutdownSandbox, sshOk, sshRun,
 } from "./sandbox";
+import { readStepScript, renderRemoteCommand, stepResult } from "../../components/host/remote-command";
 import { expectStep, trustMachineCAs, UV_BIN, UV_VERSION, UV_VERSION_OLD, uvVenvEnv, VENV } from "../standin/fixtures";
 
 jest.setTimeout(600_000);
@@ -136,4 +137,30 @@ test("delete removes the venv and the uv; a second delete is unchanged; the host
   const ls = await sshRun(sb, `ls ${VENV}`);
   expect(ls.code).not.toBe(0);
   if (r.code !== 0) throw new Error(describeRun(r));
+});
+
+test("runs without root on shared dirs (a SLURM login node): PV_UV_DIR, PV_STATE_DIR, venv under the user's tree", async () => {
+  await sshOk(sb, "id hpcuser >/dev/null 2>&1 || useradd -m -s /bin/bash hpcuser; install -d -o hpcuser -g hpcuser /shared/hpcuser");
+  const asUser = (step: string, action: "create" | "delete", env: Record<string, string>) =>
+    sshRun(sb, "runuser -u hpcuser -- " + renderRemoteCommand({ step, script: readStepScript(step), action, env, sudo: false }));
+  const expectResult = (r: Awaited<ReturnType<typeof asUser>>, want: string) => {
+    if (r.code !== 0 || stepResult(r.stdout) !== want) throw new Error(`want ${want}, got ${describeRun(r)}`);
+  };
+  const venvEnv = uvVenvEnv({ PV_VENV_PATH: "/shared/hpcuser/venv", PV_UV_DIR: "/shared/hpcuser/uv", PV_STATE_DIR: "/shared/hpcuser/state" });
+  // the default (root-owned) dirs are refused with a clear message
+  let r = await asUser("uv-venv", "create", uvVenvEnv({ PV_VENV_PATH: "/shared/hpcuser/venv" }));
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(/cannot write \/opt\/pulumi-vllm\/uv as hpcuser: run as root \(sudo\) or point PV_UV_DIR/);
+  expectResult(await asUser("uv-venv", "create", venvEnv), "changed");
+  expectResult(await asUser("uv-venv", "create", venvEnv), "unchanged");
+  const six = {
+    PV_VENV_PATH: "/shared/hpcuser/venv", PV_UV_BIN: `/shared/hpcuser/uv/${UV_VERSION}/uv`, PV_PACKAGE: "six==1.16.0",
+    PV_DIST_NAME: "six", PV_DIST_VERSION: "1.16.0", PV_IMPORT_NAME: "six", PV_STATE_DIR: "/shared/hpcuser/state",
+  };
+  expectResult(await asUser("vllm-install", "create", six), "changed");
+  expectResult(await asUser("vllm-install", "create", six), "unchanged");
+  expect((await sshOk(sb, "stat -c %U /shared/hpcuser/venv /shared/hpcuser/uv /shared/hpcuser/state")).trim().split("\n")).toEqual(["hpcuser", "hpcuser", "hpcuser"]);
+  expectResult(await asUser("vllm-install", "delete", six), "changed");
+  expectResult(await asUser("uv-venv", "delete", venvEnv), "changed");
+  expect((await sshOk(sb, "ls -A /shared/hpcuser")).trim()).toBe("");
 });

@@ -40,6 +40,7 @@ set -euo pipefail
 log() { printf 'launch-unit: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
+cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
 UNIT=${PV_UNIT_NAME:-}

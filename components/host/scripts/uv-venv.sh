@@ -18,12 +18,19 @@
 #   PV_ALLOW_PYTHON_DOWNLOAD  1 = let uv download a managed Python when the
 #                           host has none that matches (default 0: only
 #                           system interpreters, UV_PYTHON_DOWNLOADS=never)
+#   PV_UV_DIR               optional: where uv versions live (default
+#                           /opt/pulumi-vllm/uv); uv goes to PV_UV_DIR/<version>/uv
+#   PV_STATE_DIR            optional: state root (default /var/lib/pulumi-vllm);
+#                           this step keeps its state in PV_STATE_DIR/uv-venv
+#   (Root is needed only for the default dirs: on a SLURM login node the step
+#   runs as the user with PV_UV_DIR / PV_STATE_DIR / PV_VENV_PATH on a shared
+#   filesystem.)
 #
 # create:
-#   - uv: skipped when /opt/pulumi-vllm/uv/<version>/uv exists and reports that
+#   - uv: skipped when PV_UV_DIR/<version>/uv exists and reports that
 #     version; otherwise the wheel for this machine (arch, glibc or musl) is
 #     fetched from the index, its sha256 checked against the index's, and the
-#     `uv` binary extracted to /opt/pulumi-vllm/uv/<version>/uv.
+#     `uv` binary extracted to PV_UV_DIR/<version>/uv.
 #   - venv: skipped when PV_VENV_PATH is a venv of the wanted Python (same
 #     major.minor, or the same full version when PV_PYTHON gives one);
 #     (re)created with `uv venv` when absent or the Python version differs.
@@ -31,18 +38,20 @@
 #     vLLM installed in it).
 # delete:
 #   removes the venv (only if it is a venv: has pyvenv.cfg) and the uv
-#   version under /opt/pulumi-vllm/uv, unless another venv step still uses it;
-#   then the empty /opt/pulumi-vllm and /var/lib/pulumi-vllm directories.
+#   version under PV_UV_DIR, unless another venv step still uses it; then the
+#   directories it made if empty.
 #
-# State for undo: /var/lib/pulumi-vllm/uv-venv/<sha of venv path>.state
-# Needs: root, python3 (reads the index JSON, checks the hash, unpacks the
-# wheel), network access to the index.
+# State for undo: PV_STATE_DIR/uv-venv/<sha of venv path>.state
+# Needs: write access to the dirs above (root for the defaults), python3
+# (reads the index JSON, checks the hash, unpacks the wheel), network access
+# to the index.
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
 
 log() { printf 'uv-venv: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
+cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
 UV_VERSION=${PV_UV_VERSION:-}
@@ -51,10 +60,19 @@ VENV=${PV_VENV_PATH:-}
 PYTHON_SPEC=${PV_PYTHON:-}
 ALLOW_DL=${PV_ALLOW_PYTHON_DOWNLOAD:-0}
 
-UV_ROOT=/opt/pulumi-vllm/uv
-STATE_DIR=/var/lib/pulumi-vllm/uv-venv
+UV_ROOT=${PV_UV_DIR:-/opt/pulumi-vllm/uv}
+UV_ROOT=${UV_ROOT%/}
+STATE_ROOT=${PV_STATE_DIR:-/var/lib/pulumi-vllm}
+STATE_ROOT=${STATE_ROOT%/}
+STATE_DIR=$STATE_ROOT/uv-venv
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
+[[ $UV_ROOT == /* && $STATE_ROOT == /* ]] || die "PV_UV_DIR and PV_STATE_DIR must be absolute paths"
+# Root is needed only where the (default) dirs are not writable.
+writable_or_root() {
+  local d=$1
+  while [[ ! -e $d ]]; do d=$(dirname "$d"); done
+  [[ -w $d ]] || die "cannot write $1 as $(id -un): run as root (sudo) or point PV_UV_DIR / PV_STATE_DIR / PV_VENV_PATH at writable paths"
+}
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete, got '$ACTION'"
 [[ $UV_VERSION =~ ^[0-9]+(\.[0-9]+){1,3}$ ]] || die "PV_UV_VERSION must be a release like 0.9.9, got '$UV_VERSION'"
 [[ $VENV == /* ]] || die "PV_VENV_PATH must be an absolute path, got '$VENV'"
@@ -105,8 +123,8 @@ uv_used_elsewhere() {
 
 remove_empty_dirs() {
   local d
-  for d in "$UV_ROOT" /opt/pulumi-vllm "$STATE_DIR" /var/lib/pulumi-vllm; do
-    if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d"; fi
+  for d in "$UV_ROOT" "$STATE_DIR" "$STATE_ROOT" /opt/pulumi-vllm; do
+    if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d" 2>/dev/null || true; fi
   done
 }
 
@@ -246,18 +264,20 @@ PY
   log "installed $got at $UV_BIN"
 }
 
-# The X.Y.Z of the interpreter PV_PYTHON resolves to (via uv, no downloads
-# unless allowed).
+# Sets WANT to the X.Y.Z of the interpreter PV_PYTHON resolves to (via uv, no
+# downloads unless allowed). Not run in $(...), so that die() ends the script.
 wanted_python() {
-  local py
+  local py err
   if [[ $PYTHON_SPEC == /* ]]; then
     py=$PYTHON_SPEC
     [[ -x $py ]] || die "PV_PYTHON '$py' is not an executable"
   else
-    py=$(UV_PYTHON_DOWNLOADS=$dl_mode "$UV_BIN" python find --no-project "$PYTHON_SPEC" 2>/dev/null) || \
-      die "no Python matching '$PYTHON_SPEC' on this host (install it with apt, e.g. python3.11 through the toolchain step, or set PV_ALLOW_PYTHON_DOWNLOAD=1 to let uv download one)"
+    if ! py=$(UV_PYTHON_DOWNLOADS=$dl_mode "$UV_BIN" python find --no-project "$PYTHON_SPEC" 2>"$UV_ERR"); then
+      err=$(tail -n 3 "$UV_ERR" | tr '\n' ' ')
+      die "no Python matching '$PYTHON_SPEC' on this host (install it with apt, e.g. python3.11 through the toolchain step, or set PV_ALLOW_PYTHON_DOWNLOAD=1 to let uv download one); uv said: $err"
+    fi
   fi
-  "$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'
+  WANT=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])') || die "cannot run $py"
 }
 
 python_matches() { # have want
@@ -269,6 +289,8 @@ python_matches() { # have want
     [[ ${have%.*} == "${want%.*}" ]]
   fi
 }
+
+for d in "$UV_ROOT" "$STATE_DIR" "$(dirname "$VENV")"; do writable_or_root "$d"; done
 
 if [[ $ACTION == create ]]; then
   [[ -n $PYTHON_SPEC ]] || die "PV_PYTHON is required (e.g. 3.11)"
@@ -292,7 +314,10 @@ if [[ $ACTION == create ]]; then
   fi
   dl_mode=never
   [[ $ALLOW_DL == 1 ]] && dl_mode=automatic
-  want=$(wanted_python)
+  UV_ERR=$(mktemp)
+  wanted_python
+  rm -f -- "$UV_ERR"
+  want=$WANT
   have=$(venv_python_version)
   if [[ -n $have ]] && python_matches "$have" "$want"; then
     log "venv $VENV already has Python $have"

@@ -21,6 +21,8 @@
 #   PV_UV_SYSTEM_CERTS optional: 1 (default) = uv trusts the system CA store
 #                     (site proxies / mirrors with their own CA), 0 = uv's
 #                     bundled roots
+#   PV_STATE_DIR      optional: state root (default /var/lib/pulumi-vllm); this
+#                     step keeps its state in PV_STATE_DIR/vllm-install
 #
 # create: nothing happens when PV_DIST_NAME is installed in the venv at
 #   exactly PV_DIST_VERSION and PV_IMPORT_NAME imports. Otherwise
@@ -30,14 +32,17 @@
 #   (its dependencies stay; deleting the venv removes them). Nothing when the
 #   venv is already gone.
 #
-# State for undo: /var/lib/pulumi-vllm/vllm-install/<sha of venv+dist>.state
-# Needs: root, the venv and uv of the uv-venv step, the index (or the wheels).
+# State for undo: PV_STATE_DIR/vllm-install/<sha of venv+dist>.state
+# Needs: write access to the venv and the state dir (root for the defaults;
+# on a SLURM login node it runs as the user on a shared filesystem), the venv
+# and uv of the uv-venv step, the index (or the wheels).
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
 
 log() { printf 'vllm-install: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
+cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
 VENV=${PV_VENV_PATH:-}
@@ -51,9 +56,11 @@ INDEX_URL=${PV_INDEX_URL:-}
 NO_INDEX=${PV_NO_INDEX:-0}
 TORCH_BACKEND=${PV_TORCH_BACKEND:-}
 SYSTEM_CERTS=${PV_UV_SYSTEM_CERTS:-1}
-STATE_DIR=/var/lib/pulumi-vllm/vllm-install
+STATE_ROOT=${PV_STATE_DIR:-/var/lib/pulumi-vllm}
+STATE_ROOT=${STATE_ROOT%/}
+STATE_DIR=$STATE_ROOT/vllm-install
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
+[[ $STATE_ROOT == /* ]] || die "PV_STATE_DIR must be an absolute path"
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete, got '$ACTION'"
 [[ $VENV == /* ]] || die "PV_VENV_PATH must be an absolute path, got '$VENV'"
 VENV=${VENV%/}
@@ -92,8 +99,8 @@ import_ok() {
 
 remove_empty_dirs() {
   local d
-  for d in "$STATE_DIR" /var/lib/pulumi-vllm; do
-    if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d"; fi
+  for d in "$STATE_DIR" "$STATE_ROOT"; do
+    if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d" 2>/dev/null || true; fi
   done
 }
 
@@ -102,6 +109,10 @@ if [[ $ACTION == create ]]; then
   [[ -n $DIST_VERSION ]] || die "PV_DIST_VERSION is required (the version importlib.metadata must report)"
   [[ $IMPORT =~ ^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$ ]] || die "PV_IMPORT_NAME must be a module name, got '$IMPORT'"
   [[ -x $PY ]] || die "no venv at $VENV (run the uv-venv step first)"
+  [[ -w $VENV ]] || die "cannot write the venv $VENV as $(id -un): run as root (sudo) or as its owner"
+  d=$STATE_DIR
+  while [[ ! -e $d ]]; do d=$(dirname "$d"); done
+  [[ -w $d ]] || die "cannot write $STATE_DIR as $(id -un): run as root (sudo) or set PV_STATE_DIR"
   [[ $UV == /* && -x $UV ]] || die "PV_UV_BIN '$UV' is not an executable (run the uv-venv step first)"
   if [[ -n $FIND_LINKS && ! -d $FIND_LINKS ]]; then die "PV_FIND_LINKS '$FIND_LINKS' is not a directory"; fi
   if [[ $NO_INDEX == 1 && -z $FIND_LINKS ]]; then die "PV_NO_INDEX=1 needs PV_FIND_LINKS"; fi
