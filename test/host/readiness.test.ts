@@ -122,7 +122,8 @@ test("a flag the pinned vLLM removed fails the gate with argparse's error in the
   expect(r.stderr).toMatch(/vllm: error: unrecognized arguments: --swap-space 4/);
   // the same flags on a release that still had it come up
   await installStandin(sb, "0.11.0");
-  await sshOk(sb, `systemctl restart ${UNIT}`);
+  // (its crash loop may have hit the start limit meanwhile: reset it, as launch-unit does)
+  await sshOk(sb, `systemctl reset-failed ${UNIT}; systemctl restart ${UNIT}`);
   const ok = await gate();
   if (ok.code !== 0) throw new Error(describeRun(ok));
   expectStep(ok, "unchanged");
