@@ -6,8 +6,9 @@
 //     -> Sandbox { name, host:"127.0.0.1", port, user:"root", privateKey, hostKey
 //                  ("ssh-ed25519 AAAA..." for pinning), knownHosts, root (machine
 //                  root dir on this machine), instanceDir, pid (nspawn), consoleLog }
-//     Cold: builds the cached rootfs first (~80-120 s, once per machine/cache);
-//     warm: ~5-10 s (copy of ~330 MB + boot until sshd answers).
+//     Cold: builds the cached rootfs first (65-105 s here, once per cache);
+//     warm: 3-10 s (copy of the 274 MB root + boot until sshd answers and
+//     `systemctl is-system-running --wait` settles).
 //   await shutdownSandbox(sb)                   // or shutdownSandbox("uv"); idempotent
 //   await sshRun(sb, "systemctl is-active ssh", { stdin?, timeoutMs? }) -> { code, stdout, stderr }
 //       system ssh, BatchMode, StrictHostKeyChecking=yes against a known_hosts
@@ -20,8 +21,17 @@
 //       per path (dirs recursed, -xdev): type, mode, owner, size, mtime (ns), sha256
 //       (files) / link target; absent paths recorded as such.
 //   diffSnapshots(before, after) -> string[] (empty = identical)
+//   expectStep(run, "changed"|"unchanged") / expectStepFailure(run, /stderr re/)
+//       assertions that show the whole run (stdout+stderr) when they fail
+//   sshOk(sb, cmd) -> stdout (throws on non-zero), describeRun(r)
 //   systemctl(sb, "is-active", "earlyoom"), swapShow(sb), dpkgInstalled(sb),
-//   dpkgSelections(sb), fileSha256(sb, path), freePort(), fileTimer(label)
+//   dpkgSelections(sb), fileSha256(sb, path), freePort(), fileTimer(label),
+//   holdFileLock(sb, "/var/lib/dpkg/lock-frontend", seconds) (fcntl lock, as apt takes)
+// Shell: scripts/sandbox/up.sh NAME PORT (JSON on stdout, also
+//   $CACHE/instances/NAME/sandbox.{json,env}); scripts/sandbox/down.sh NAME.
+// The sandbox shares this machine's network namespace (a port opened inside is
+// 127.0.0.1:PORT here) and its kernel (swap!). /proc/swaps paths are relative
+// to each sandbox's root, so two sandboxes must not both use swap at one path.
 // Requirements on the machine: root, systemd-container, debootstrap,
 // openssh-client; network to deb.debian.org for the first rootfs build and
 // for apt inside sandboxes. Cache: $PULUMI_VLLM_CACHE or ~/.cache/pulumi-vllm
