@@ -10,6 +10,8 @@
 #   PULUMI_VLLM_CACHE    cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-vllm)
 #   PV_DEBIAN_MIRROR     Debian mirror (default http://deb.debian.org/debian)
 #   PV_SANDBOX_REBUILD=1 build a fresh root even when the cached one exists
+#   PV_SANDBOX_KEEP_OLD_ROOTFS=1  keep roots built by other versions of this
+#                        script (by default a new build removes them)
 #
 # The root lives at $CACHE/rootfs-bookworm-<hash>, where <hash> covers this
 # script (and so the package list below) and the mirror. It is built in a temp
@@ -99,5 +101,14 @@ if [[ -d $ROOT ]]; then
 fi
 mv "$TMP" "$ROOT"
 TMP=
+# Roots built by other versions of this script are dead weight in a CI cache.
+if [[ ${PV_SANDBOX_KEEP_OLD_ROOTFS:-0} != 1 ]]; then
+  for old in "$CACHE"/rootfs-"$SUITE"-*; do
+    [[ -d $old && $old != "$ROOT" && -f $old/.pv-rootfs-complete ]] || continue
+    log "removing the outdated root $old"
+    rm -rf --one-file-system "$old"
+    rm -f "$CACHE/.$(basename "$old").lock"
+  done
+fi
 log "built $ROOT in $(( $(date +%s) - start ))s ($(du -sh "$ROOT" | cut -f1))"
 printf '%s\n' "$ROOT"
