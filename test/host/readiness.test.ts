@@ -63,6 +63,17 @@ test("waits through a slow start, reporting load/graph-capture progress from the
   timer.mark("slow start");
 });
 
+test("tqdm-style progress (\\r redraws, one line in journald) is shown as text, with heartbeats meanwhile", async () => {
+  const o = opts({ environment: { VLLM_STANDIN_START_DELAY: "6", VLLM_STANDIN_SHARDS: "3", VLLM_STANDIN_TQDM: "1" } });
+  expectStep(await launch(sb, o, secrets), "changed");
+  const r = await gate({ PV_HEARTBEAT_SECONDS: "1" });
+  expectStep(r, "unchanged");
+  expect(r.stderr).toMatch(/\[readiness \+\d+s\] Loading safetensors checkpoint shards: 100% Completed \| 3\/3/);
+  expect(r.stderr).not.toMatch(/blob data/);
+  expect(r.stderr).not.toContain("\r");
+  expect(r.stderr).toMatch(/still waiting: vllm-rd\.service is active\/running \(MainPID \d+.*\), \/health not answering yet \(loading\)/);
+});
+
 test("a served model name that does not match fails at once, saying what is served", async () => {
   const r = await gate({ PV_SERVED_MODEL: "llama-8b" });
   expect(r.code).not.toBe(0);

@@ -66,6 +66,7 @@ declare -a SECRET_VALUES=()
 redact() {
   local line v
   while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == *$'\r'* ]]; then line="${line%%$'\r'*}${line##*$'\r'}"; fi
     for v in "${SECRET_VALUES[@]}"; do
       [[ -n $v ]] && line=${line//"$v"/[REDACTED]}
     done
@@ -74,7 +75,7 @@ redact() {
 }
 
 journal_tail() {
-  journalctl -u "$UNIT" -n "${1:-30}" --no-pager -o short-iso 2>/dev/null | redact >&2 || true
+  journalctl -a -u "$UNIT" -n "${1:-30}" --no-pager -o short-iso 2>/dev/null | redact >&2 || true
 }
 
 # systemd EnvironmentFile double-quoted value: \ " ` $ are backslash-escaped.

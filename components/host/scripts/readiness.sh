@@ -109,9 +109,12 @@ else
   log "no env file $ENV_FILE: querying without an API key"
 fi
 
+# Also collapses tqdm's \r redraws (journald keeps them in one line, shown
+# only with -a) to the line's prefix plus its last state.
 redact() {
   local line v
   while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == *$'\r'* ]]; then line="${line%%$'\r'*}${line##*$'\r'}"; fi
     for v in "${SECRET_VALUES[@]}"; do
       line=${line//"$v"/[REDACTED]}
     done
@@ -124,7 +127,7 @@ elapsed() { echo $(( $(date +%s) - START )); }
 
 journal_tail() {
   log "last $TAIL journal lines of $UNIT (secrets redacted):"
-  journalctl -u "$UNIT" -n "$TAIL" --no-pager -q -o short-iso 2>/dev/null | redact >&2 || true
+  journalctl -a -u "$UNIT" -n "$TAIL" --no-pager -q -o short-iso 2>/dev/null | redact >&2 || true
 }
 
 fail() {
@@ -153,7 +156,8 @@ read_unit() {
   local k v
   U=()
   while IFS='=' read -r k v; do U[$k]=$v; done < <(
-    systemctl show "$UNIT" -p LoadState -p ActiveState -p SubState -p NRestarts -p MainPID -p Result -p InvocationID 2>/dev/null)
+    systemctl show "$UNIT" -p LoadState -p ActiveState -p SubState -p NRestarts -p MainPID -p Result -p InvocationID \
+      -p MemoryCurrent -p CPUUsageNSec 2>/dev/null)
 }
 
 read_unit
@@ -170,13 +174,13 @@ show_progress() {
   if [[ -z $CURSOR ]]; then
     local inv=${U[InvocationID]:-}
     if [[ -n $inv ]]; then
-      out=$(journalctl -u "$UNIT" "_SYSTEMD_INVOCATION_ID=$inv" --no-pager -q -o cat --show-cursor 2>/dev/null || true)
+      out=$(journalctl -a -u "$UNIT" "_SYSTEMD_INVOCATION_ID=$inv" --no-pager -q -o cat --show-cursor 2>/dev/null || true)
     fi
     if [[ -z ${out:-} ]]; then
-      out=$(journalctl -u "$UNIT" -n 20 --no-pager -q -o cat --show-cursor 2>/dev/null || true)
+      out=$(journalctl -a -u "$UNIT" -n 20 --no-pager -q -o cat --show-cursor 2>/dev/null || true)
     fi
   else
-    out=$(journalctl -u "$UNIT" --after-cursor="$CURSOR" --no-pager -q -o cat --show-cursor 2>/dev/null || true)
+    out=$(journalctl -a -u "$UNIT" --after-cursor="$CURSOR" --no-pager -q -o cat --show-cursor 2>/dev/null || true)
   fi
   [[ -n $out ]] || return 0
   while IFS= read -r line; do
@@ -266,7 +270,12 @@ while :; do
   fi
   if (( now - LAST_NEWS >= HEARTBEAT )); then
     if (( health_ok )); then what="/health is up, waiting for /v1/models"; else what="/health not answering yet (loading)"; fi
-    log "+$(elapsed)s still waiting: $UNIT is $state (MainPID ${U[MainPID]:-?}), $what"
+    # Weights load silently for long stretches (tqdm bars reach the journal only
+    # when they end): the unit's memory and CPU time show it is progressing.
+    usage=
+    if [[ ${U[MemoryCurrent]:-} =~ ^[0-9]+$ ]]; then usage+=", memory $(( U[MemoryCurrent] / 1048576 )) MiB"; fi
+    if [[ ${U[CPUUsageNSec]:-} =~ ^[0-9]+$ ]]; then usage+=", CPU $(( U[CPUUsageNSec] / 1000000000 ))s"; fi
+    log "+$(elapsed)s still waiting: $UNIT is $state (MainPID ${U[MainPID]:-?}$usage), $what"
     LAST_NEWS=$now
   fi
   sleep "$POLL"

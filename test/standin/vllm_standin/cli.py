@@ -11,6 +11,9 @@ Environment:
   VLLM_STANDIN_START_DELAY   seconds of simulated loading before the port is
                              bound (default 0); progress is logged meanwhile
   VLLM_STANDIN_SHARDS        number of checkpoint shards to "load" (default 4)
+  VLLM_STANDIN_TQDM=1        draw the shard progress like vLLM's tqdm bar: \r
+                             redraws, one newline at the end (journald then
+                             keeps the whole bar in one line, flushed at its end)
   VLLM_STANDIN_CRASH=1       crash (exit 1) after the simulated loading, like
                              `--standin-crash`
   VLLM_STANDIN_LEAK_ENV      comma-separated env names whose VALUES the crash
@@ -348,12 +351,17 @@ def simulate_loading(delay, shards):
     t0 = time.time()
     load_part, graph_part = delay * 0.6, delay * 0.3
     log("INFO", "default_loader.py:267", "Loading weights took 0.00 seconds (stand-in: nothing is loaded)")
+    tqdm = os.environ.get("VLLM_STANDIN_TQDM") == "1"
     for i in range(shards + 1):
         if i:
             time.sleep(load_part / shards)
         pct = int(100 * i / shards)
-        log("INFO", "weight_utils.py:412",
-            "Loading safetensors checkpoint shards: %3d%% Completed | %d/%d" % (pct, i, shards))
+        msg = "Loading safetensors checkpoint shards: %3d%% Completed | %d/%d" % (pct, i, shards)
+        if tqdm:
+            sys.stderr.write("\r" + msg + " [00:00<00:00, 1.00it/s]" + ("\n" if i == shards else ""))
+            sys.stderr.flush()
+        else:
+            log("INFO", "weight_utils.py:412", msg)
     log("INFO", "gpu_model_runner.py:2602",
         "Model loading took 0.0000 GiB and %.6f seconds" % (time.time() - t0))
     log("INFO", "gpu_worker.py:298", "Available KV cache memory: 0.00 GiB (stand-in)")
