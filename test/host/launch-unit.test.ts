@@ -22,6 +22,7 @@ const rand = Math.random().toString(36).slice(2, 10);
 // secrets with characters that need quoting in env files and shells
 let secrets = { VLLM_API_KEY: `sk-pv-${rand}-$HOME "q" 'a' \\b \`x\` 100%`, HF_TOKEN: `hf_${rand}Tok` };
 const NASTY = ["--chat-template", `{% if x %}"quoted" 'single' $HOME 100% \\n{% endif %}`, "--root-path", "/a b/c;d"];
+const NASTY_ENV = `50% $HOME "q" 'a' \\b \ttab ;`;
 const OWNED = [`/etc/systemd/system/${UNIT}`, "/etc/systemd/system/multi-user.target.wants", "/etc/pulumi-vllm", "/var/lib/pulumi-vllm"];
 let before: Awaited<ReturnType<typeof hostSnapshot>>;
 
@@ -32,7 +33,7 @@ beforeAll(async () => {
   await setupVenv(sb);
   await installStandin(sb, "0.11.0");
   timer.mark("venv + stand-in");
-  unit = { unitName: UNIT, port: await freePort(), extraArgs: ["--max-model-len", "4096", ...NASTY] };
+  unit = { unitName: UNIT, port: await freePort(), extraArgs: ["--max-model-len", "4096", ...NASTY], environment: { PV_TEST_NASTY: NASTY_ENV } };
   before = await hostSnapshot(sb, OWNED);
 });
 
@@ -73,6 +74,7 @@ test("first run writes unit + 0600 env file, starts the service; flags and env r
   expect(rec.env.NCCL_P2P_DISABLE).toBe("1");
   expect(rec.env.NCCL_IB_DISABLE).toBe("1");
   expect(rec.env.VLLM_WORKER_MULTIPROC_METHOD).toBe("spawn");
+  expect(rec.env.PV_TEST_NASTY).toBe(NASTY_ENV); // Environment= quoting, through real systemd
   expect((await sshOk(sb, `stat -c '%a %U:%G' ${envFilePath(UNIT)} /etc/pulumi-vllm`)).trim().split("\n")).toEqual([
     "600 root:root", "700 root:root",
   ]);
