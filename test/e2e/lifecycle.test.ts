@@ -1,0 +1,171 @@
+// The real engine end to end on a real host: `pulumi preview`, `up`, a no-op
+// `up`, targeted changes, secrets in state and logs, a dropped connection,
+// and `destroy`, against a fresh sandbox (Debian + systemd + sshd over SSH).
+// vLLM is the stand-in (test/standin): no GPU here.
+import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import { bootSandbox, diffSnapshots, freePort, hostSnapshot, Sandbox, shutdownSandbox, sshOk, sshRun, Snapshot } from "../host/sandbox";
+import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
+import { changesOf, openStack, removeStack, stackConfigFor } from "./engine";
+
+jest.setTimeout(30 * 60 * 1000);
+
+const HF_TOKEN = "hf_e2eSecretToken0123456789abcdef";
+// Everything the steps may touch, for before/after comparisons.
+const OWNED = ["/etc/fstab", "/etc/default/earlyoom", "/etc/systemd/system/vllm.service", "/etc/pulumi-vllm", "/opt/pulumi-vllm", "/var/lib/pulumi-vllm", "/swapfile"];
+const INSTALL_PATHS = ["/opt/pulumi-vllm", "/swapfile", "/etc/default/earlyoom", "/etc/fstab"];
+
+let sb: Sandbox;
+let stack: Stack;
+let port: number;
+let before: Snapshot;
+let dpkgBefore: string;
+const log: string[] = [];
+
+async function up(): Promise<{ events: EngineEvent[]; summary: Record<string, number> }> {
+  const events: EngineEvent[] = [];
+  const r = await stack.up({ onEvent: (e) => events.push(e), onOutput: (o) => log.push(o) });
+  return { events, summary: r.summary.resourceChanges as Record<string, number> };
+}
+async function preview(): Promise<EngineEvent[]> {
+  const events: EngineEvent[] = [];
+  await stack.preview({ onEvent: (e) => events.push(e), onOutput: (o) => log.push(o) });
+  return events;
+}
+async function record(): Promise<{ argv: string[]; pid: number; version: string; env: Record<string, string> }> {
+  return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json"));
+}
+async function setConfig(patch: (c: Record<string, any>) => void) {
+  stack = await openStack(stack.name, stackConfigFor(sb, port, patch));
+}
+
+beforeAll(async () => {
+  sb = await bootSandbox("e2e");
+  port = await freePort();
+  await trustMachineCAs(sb);
+  putStandinWheels(sb, ["0.11.0", "0.11.1"]);
+  before = await hostSnapshot(sb, OWNED);
+  dpkgBefore = await sshOk(sb, "dpkg-query -W -f '${Package}\\n' | sort");
+  stack = await openStack(`e2e-${process.pid}`, stackConfigFor(sb, port));
+  await stack.setConfig("hfToken", { value: HF_TOKEN, secret: true });
+});
+
+afterAll(async () => {
+  if (stack) await removeStack(stack).catch(() => undefined);
+  if (sb) await shutdownSandbox(sb);
+});
+
+test("1. preview of a config that does not fit fails before any host is touched, with the planner's message", async () => {
+  await setConfig((c) => {
+    c.hardware = { ...c.hardware, gpuMemoryGiB: 8 };
+  });
+  await expect(preview()).rejects.toThrow(/do not fit in 7.2 GiB .* -> /);
+  const after = await hostSnapshot(sb, OWNED);
+  expect(diffSnapshots(before, after)).toEqual([]);
+  await setConfig(() => {});
+});
+
+test("1b. preview of a new stack lists every step", async () => {
+  const changes = changesOf(await preview());
+  for (const step of ["toolchain", "swapfile", "earlyoom", "uv-venv", "vllm-install", "launch-unit", "readiness"]) {
+    expect(changes).toContainEqual(expect.stringMatching(new RegExp(`^create .*command:remote:Command::${step}$`)));
+  }
+  expect(diffSnapshots(before, await hostSnapshot(sb, OWNED))).toEqual([]);
+});
+
+test("2. up converges every step, the readiness gate passes, outputs are set", async () => {
+  const { summary } = await up();
+  expect(summary.create).toBeGreaterThanOrEqual(16);
+  const out = await stack.outputs();
+  expect(out.endpoint.value).toBe(`http://127.0.0.1:${port}/v1`);
+  expect(out.servedModelName.value).toBe("Qwen/Qwen2.5-7B-Instruct");
+  expect(out.unitName.value).toBe("vllm.service");
+  expect(out.apiKey.secret).toBe(true);
+  const res = await fetch(`${out.endpoint.value}/models`, { headers: { Authorization: `Bearer ${out.apiKey.value}` } });
+  expect(res.status).toBe(200);
+  expect((await fetch(`${out.endpoint.value}/models`)).status).toBe(401);
+  expect((await sshOk(sb, "systemctl is-active vllm.service")).trim()).toBe("active");
+  expect(await sshOk(sb, "grep -c ' swap ' /etc/fstab")).toBe("1\n");
+});
+
+let converged: Snapshot;
+test("3. a second up changes nothing, on the stack and on the host", async () => {
+  converged = await hostSnapshot(sb, OWNED);
+  const pid = (await record()).pid;
+  const { summary } = await up();
+  expect(Object.keys(summary).filter((k) => k !== "same")).toEqual([]);
+  expect(diffSnapshots(converged, await hostSnapshot(sb, OWNED))).toEqual([]);
+  expect((await record()).pid).toBe(pid);
+});
+
+test("4. max-model-len: preview shows only the launch unit (and its gate); up restarts with the new flag", async () => {
+  const installed = await hostSnapshot(sb, INSTALL_PATHS);
+  const pid = (await record()).pid;
+  await setConfig((c) => {
+    c.serving = { ...c.serving, maxModelLen: 4096 };
+  });
+  const changes = changesOf(await preview());
+  expect(changes.sort()).toEqual([expect.stringMatching(/::launch-unit$/), expect.stringMatching(/::readiness$/)].sort());
+  await up();
+  const r = await record();
+  expect(r.pid).not.toBe(pid);
+  expect(r.argv.join(" ")).toContain("--max-model-len 4096");
+  expect(diffSnapshots(installed, await hostSnapshot(sb, INSTALL_PATHS))).toEqual([]);
+});
+
+test("5. a vLLM version change re-runs the install and the unit only", async () => {
+  await setConfig((c) => {
+    c.serving = { ...c.serving, maxModelLen: 4096 };
+    c.vllm = { ...c.vllm, version: "0.11.1" };
+  });
+  const changes = changesOf(await preview());
+  const steps = changes.map((x) => x.split("::").pop()).sort();
+  expect(steps).toEqual(["launch-unit", "readiness", "vllm-install"]);
+  await up();
+  expect((await record()).version).toBe("0.11.1");
+});
+
+test("6. stack export and the logs hold no API key or HF token in clear text", async () => {
+  const key = (await stack.outputs()).apiKey.value as string;
+  const exported = JSON.stringify(await stack.exportStack());
+  expect(exported).not.toContain(key);
+  expect(exported).not.toContain(HF_TOKEN);
+  const all = log.join("");
+  expect(all).not.toContain(key);
+  expect(all).not.toContain(HF_TOKEN);
+  const journal = await sshOk(sb, "journalctl --no-pager -o cat");
+  expect(journal).not.toContain(key);
+  expect(journal).not.toContain(HF_TOKEN);
+  const cmdline = await sshOk(sb, `tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value vllm.service)/cmdline`);
+  expect(cmdline).not.toContain(key);
+  expect(await sshOk(sb, "stat -c '%a %U' /etc/pulumi-vllm/vllm.env")).toBe("600 root\n");
+});
+
+test("8. a connection dropped mid-step fails up with a clear error; the next up converges", async () => {
+  await setConfig((c) => {
+    c.serving = { ...c.serving, maxModelLen: 2048 };
+    c.host = { ...c.host, env: { VLLM_STANDIN_START_DELAY: "25" } };
+  });
+  // While the readiness gate waits for the slow stand-in, kill every sshd: the session drops.
+  const killer = (async () => {
+    await new Promise((r) => setTimeout(r, 12000));
+    await sshRun(sb, "systemd-run --unit pv-e2e-sshd-drop --on-active=1 sh -c 'systemctl stop ssh.service ssh.socket; pkill -KILL sshd; sleep 20; systemctl start ssh.service'");
+  })();
+  await expect(up()).rejects.toThrow(/.+/);
+  await killer;
+  const lastErr = log.slice(-40).join("");
+  expect(lastErr).toMatch(/ssh|connection|EOF|dial|reset|handshake|closed/i);
+  await new Promise((r) => setTimeout(r, 25000));
+  await up();
+  const r = await record();
+  expect(r.argv.join(" ")).toContain("--max-model-len 2048");
+  const { summary } = await up();
+  expect(Object.keys(summary).filter((k) => k !== "same")).toEqual([]);
+});
+
+test("7. destroy leaves the host as it was: no unit, no swapfile, no fstab line, EarlyOOM config restored, no packages", async () => {
+  await stack.destroy({ onOutput: (o) => log.push(o) });
+  expect(diffSnapshots(before, await hostSnapshot(sb, OWNED), { ignoreDirMtime: true })).toEqual([]);
+  expect(await sshOk(sb, "dpkg-query -W -f '${Package}\\n' | sort")).toBe(dpkgBefore);
+  expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
+  expect(await sshOk(sb, "swapon --show=NAME --noheadings")).toBe("");
+});
