@@ -126,7 +126,9 @@ export function suggestFixes(c: StackConfig, arch: ModelArch, base: GpuPlanInput
     }
   }
   if (!arch.quantization && base.quantization === "none") {
-    const quantized = (["fp8", "bitsandbytes"] as const)
+    // bitsandbytes left vLLM's core in 0.28.0: suggest it only where it exists.
+    const methods = compareVersions(c.vllm.version, "0.28.0") >= 0 ? (["fp8"] as const) : (["fp8", "bitsandbytes"] as const);
+    const quantized = methods
       .map((q) => ({ q, t: tries({ quantization: q }) }))
       .filter(({ t }) => fitsGpu(t))
       .map(({ q, t }) => `model.quantization: ${q} (${q === "fp8" ? "8-bit" : "4-bit"} while loading: ${round(t.weightsGiB)} GiB of weights per GPU instead of ${round(p.weightsGiB)})`);
