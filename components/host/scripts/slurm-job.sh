@@ -86,7 +86,7 @@ fi
 : "${PV_BATCH_SCRIPT:?}" "${PV_LOG_DIR:?}"
 umask 077
 mkdir -p "$STATE_DIR" "$(dirname "$SCRIPT")" "$(dirname "$PV_SECRETS_FILE")"
-mkdir -p -m 0755 "$PV_LOG_DIR"
+mkdir -p "$PV_LOG_DIR"
 
 secrets=$(cat)
 secrets_hash=$(printf '%s' "$secrets" | sha256sum | cut -d' ' -f1)
