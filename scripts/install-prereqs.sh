@@ -3,7 +3,7 @@
 # need on THIS machine (not on the target host). Installs only what is missing.
 # Usage: scripts/install-prereqs.sh   (root; Debian/Ubuntu)
 set -euo pipefail
-want=(systemd-container debootstrap openssh-client shellcheck curl iproute2 python3 ca-certificates)
+want=(systemd-container debootstrap openssh-client util-linux shellcheck curl iproute2 python3 ca-certificates)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
