@@ -60,7 +60,7 @@ export class UvVenv extends HostStep {
         ...a,
         params: {
           PV_UV_VERSION: a.uvVersion,
-          PV_UV_INDEX_URL: pypiBase(a.indexUrl),
+          PV_UV_INDEX_URL: a.indexUrl,
           PV_VENV_PATH: a.venvPath,
           PV_PYTHON: a.python,
           PV_UV_DIR: uvDir,
@@ -74,15 +74,24 @@ export class UvVenv extends HostStep {
   }
 }
 
-/** uv-venv fetches uv's wheel from the JSON API at the index's host; `https://pypi.org/simple` -> `https://pypi.org`. */
-export function pypiBase(indexUrl: string): string {
-  return indexUrl.replace(/\/simple\/?$/, "").replace(/\/$/, "");
-}
 
 export class VllmInstall extends HostStep {
   constructor(
     name: string,
-    a: Common & { venvPath: string; uvBin: string; packageSpec: string; distName: string; version: string; importName: string; findLinks?: string; noIndex?: boolean; indexUrl: string; stateDir?: string },
+    a: Common & {
+      venvPath: string;
+      uvBin: string;
+      packageSpec: string;
+      distName: string;
+      version: string;
+      importName: string;
+      findLinks?: string;
+      noIndex?: boolean;
+      indexUrl: string;
+      stateDir?: string;
+      /** The venv's Python: a new Python means a new, empty venv, so the install must run again. */
+      python: string;
+    },
     opts?: Opts,
   ) {
     super(
@@ -102,6 +111,7 @@ export class VllmInstall extends HostStep {
           PV_NO_INDEX: a.noIndex ? "1" : "0",
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
         },
+        triggers: [a.python],
       },
       opts,
       "pulumi-vllm:host:VllmInstall",
@@ -115,6 +125,8 @@ export interface LaunchUnitArgs extends Common {
   argv: string[];
   env: Record<string, string>;
   secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Secret names the unit cannot start without (VLLM_API_KEY unless the API is open). */
+  requiredSecrets: string[];
   bindHost: string;
   port: number;
   readinessTimeoutSeconds: number;
@@ -154,7 +166,14 @@ export class LaunchUnit extends pulumi.ComponentResource {
       `${name}-unit`,
       {
         ...common,
-        params: { PV_UNIT_NAME: a.unitName, PV_UNIT_CONTENT: this.unitText, PV_ENV_FILE: this.envFile, PV_PORT: String(a.port), PV_BIND_HOST: a.bindHost },
+        params: {
+          PV_UNIT_NAME: a.unitName,
+          PV_UNIT_CONTENT: this.unitText,
+          PV_ENV_FILE: this.envFile,
+          PV_PORT: String(a.port),
+          PV_BIND_HOST: a.bindHost,
+          PV_REQUIRED_SECRETS: a.requiredSecrets.join(","),
+        },
         secrets: a.secrets,
         secretOutput: true,
       },

@@ -60,6 +60,7 @@ export class SlurmCluster extends pulumi.ComponentResource {
         importName: c.vllm.importName,
         findLinks: c.vllm.findLinks,
         noIndex: c.vllm.noIndex,
+        python: c.vllm.python,
         indexUrl: c.vllm.indexUrl,
         stateDir,
       },
