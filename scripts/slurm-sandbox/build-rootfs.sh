@@ -29,7 +29,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  slurmctld slurmd slurmdbd slurm-client munge libpmix2
+  slurmctld slurmd slurmdbd slurm-client munge
   mariadb-server mariadb-client
   python3 curl iproute2 procps
 )
@@ -69,6 +69,10 @@ if ready; then
   exit 0
 fi
 
+in_use() { grep -qF "lowerdir=$1," /proc/self/mountinfo || grep -qF "lowerdir=$1 " /proc/self/mountinfo; }
+if [[ -d $ROOT ]] && in_use "$ROOT"; then
+  die "$ROOT is the lower dir of a running cluster; stop it (down.sh) before rebuilding"
+fi
 TMP=$(mktemp -d "$CACHE/.rootfs-slurm-$hash.tmp.XXXXXX")
 cleanup() { if [[ -n ${TMP:-} && -d $TMP ]]; then rm -rf --one-file-system "$TMP"; fi; }
 trap cleanup EXIT
@@ -144,4 +148,12 @@ fi
 mv "$TMP" "$ROOT"
 TMP=
 log "built $ROOT in $(( $(date +%s) - start ))s ($(du -sh "$ROOT" | cut -f1))"
+# Older layers (from earlier versions of this script or of the base) that no
+# running cluster has mounted as its overlay's lower dir: ~600 MB each.
+for old in "$CACHE"/rootfs-slurm-*; do
+  [[ -d $old && $old != "$ROOT" ]] || continue
+  in_use "$old" && continue
+  log "removing the old layer $old"
+  rm -rf --one-file-system "$old"
+done
 printf '%s\n' "$ROOT"

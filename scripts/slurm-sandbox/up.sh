@@ -221,6 +221,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 GresTypes=gpu
 MpiDefault=none
+MailProg=/bin/true
 ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=60
@@ -355,7 +356,7 @@ boot() { # role, extra nspawn args...
   local d="$INST/$r"
   local args=(
     -D "$d/root" -b --register=no --keep-unit
-    --machine="pvs-$NAME-$r" --link-journal=no --resolv-conf=copy-host
+    --machine="pvs-$NAME-$r" --link-journal=no
     --console=read-only
     --bind="$SHARED_HOST:/shared"
     "$@"
@@ -367,9 +368,11 @@ boot() { # role, extra nspawn args...
   setsid systemd-nspawn "${args[@]}" </dev/null >"$d/console.log" 2>&1 &
   printf '%s\n' "$!" >"$d/pid"
 }
-boot n1 --network-namespace-path="/run/netns/pvs${K}n1"
-boot n2 --network-namespace-path="/run/netns/pvs${K}n2"
-boot ctl
+# Nodes: no DNS server reachable, so no resolv.conf (lookups fail at once
+# instead of timing out); names come from /etc/hosts.
+boot n1 --network-namespace-path="/run/netns/pvs${K}n1" --resolv-conf=delete
+boot n2 --network-namespace-path="/run/netns/pvs${K}n2" --resolv-conf=delete
+boot ctl --resolv-conf=copy-host
 log "booting $NAME: K=$K ($SUBNET, bridge $BR), ssh 127.0.0.1:$SSH_PORT, slurmctld :$CTLD_PORT, slurmdbd :$DBD_PORT (layer ${t_build}ms, roots ${t_roots}ms)"
 
 ssh_opts=(
