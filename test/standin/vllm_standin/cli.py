@@ -42,22 +42,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from vllm_standin import OWNED_BY, version
 
-# Flags vLLM removed, and the first release without them. Sources:
-#   --disable-log-requests: replaced by --enable-log-requests (vllm PR #21739),
-#     removed in 0.12.0 (vllm PR #29402).
-#   --swap-space: removed from EngineArgs/CLI (vllm PR #36216); absent from
-#     EngineArgs from 0.18.0 on (unslothai/unsloth-zoo#1210).
-#   The V0-engine flags below were gone by 0.11.0 (V0 engine removal); their
-#     exact removal may be earlier. Only the stand-in uses this table; the
-#     renderer's own version table is the authority.
+# Flags vLLM removed, and the first release without them, as read from each
+# release's arg_utils.py (components/plan/data/vllm-flag-history.json; the
+# unit test test/unit/standin-table.test.ts keeps the two in step). The
+# second value says whether the flag takes a value.
 REMOVED_FLAGS = {
-    "--disable-log-requests": ((0, 12, 0), False),
+    "--disable-log-requests": ((0, 17, 0), False),
     "--swap-space": ((0, 18, 0), True),
     "--max-seq-len-to-capture": ((0, 11, 0), True),
-    "--num-scheduler-steps": ((0, 11, 0), True),
-    "--use-v2-block-manager": ((0, 11, 0), False),
-    "--speculative-model": ((0, 11, 0), True),
-    "--guided-decoding-backend": ((0, 11, 0), True),
+    "--num-scheduler-steps": ((0, 10, 1), True),
+    "--use-v2-block-manager": ((0, 10, 0), False),
+    "--speculative-model": ((0, 8, 3), True),
+    "--guided-decoding-backend": ((0, 12, 0), True),
 }
 
 # (flag, aliases, takes_value) of `vllm serve` flags the stand-in knows.
@@ -157,9 +153,10 @@ def normalize(argv):
     return out
 
 
-def record(args, ver):
+def record(args, ver, workers=()):
     path = os.environ.get("VLLM_STANDIN_RECORD", "/var/lib/vllm-standin/record.json")
     data = {
+        "workers": list(workers),
         "standin": True,
         "version": ver,
         "argv": sys.argv,
@@ -378,6 +375,74 @@ def simulate_loading(delay, shards):
         "init engine (profile, create kv cache, warmup model) took %.2f seconds" % (time.time() - t0))
 
 
+MULTINODE_TIMEOUT = float(os.environ.get("VLLM_STANDIN_MULTINODE_TIMEOUT") or 300)
+
+
+def _master(args):
+    return args.master_addr or "127.0.0.1", int(args.master_port or 29501)
+
+
+def wait_for_workers(args, nnodes):
+    """Rank 0 of `--nnodes N`: wait until the N-1 headless workers report in
+    (vLLM's head cannot serve before every rank of the model has joined), then
+    watch them: a worker that goes away ends the server, as a lost node does."""
+    addr, port = _master(args)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(nnodes)
+    srv.settimeout(MULTINODE_TIMEOUT)
+    log("INFO", "multiproc_executor.py:120", "node rank 0 of %d on %s: waiting for %d headless worker node(s) on %s:%d"
+        % (nnodes, socket.gethostname(), nnodes - 1, addr, port))
+    workers = []
+    conns = []
+    while len(workers) < nnodes - 1:
+        try:
+            conn, peer = srv.accept()
+        except socket.timeout:
+            log("ERROR", "multiproc_executor.py:131", "timed out after %ds waiting for %d worker node(s)"
+                % (MULTINODE_TIMEOUT, nnodes - 1 - len(workers)))
+            raise SystemExit(1)
+        hello = conn.makefile().readline().split()
+        if len(hello) == 3 and hello[0] == "rank":
+            workers.append({"rank": int(hello[1]), "host": hello[2], "addr": peer[0]})
+            conns.append(conn)
+            log("INFO", "multiproc_executor.py:140", "node rank %s joined from %s (%s)" % (hello[1], hello[2], peer[0]))
+    for c in conns:
+        threading.Thread(target=_watch_worker, args=(c,), daemon=True).start()
+    return sorted(workers, key=lambda w: w["rank"])
+
+
+def _watch_worker(conn):
+    if not conn.recv(1):
+        log("ERROR", "multiproc_executor.py:160", "a worker node disconnected: shutting down")
+        os._exit(1)
+
+
+def headless_worker(args):
+    """`--headless --node-rank R`: join rank 0 at --master-addr and run until it goes away."""
+    addr, port = _master(args)
+    rank = int(args.node_rank or 0)
+    deadline = time.time() + MULTINODE_TIMEOUT
+    while True:
+        try:
+            conn = socket.create_connection((addr, port), timeout=5)
+            break
+        except OSError:
+            if time.time() > deadline:
+                log("ERROR", "multiproc_executor.py:170", "could not reach the master %s:%d" % (addr, port))
+                return 1
+            time.sleep(1)
+    conn.sendall(("rank %d %s\n" % (rank, socket.gethostname())).encode())
+    log("INFO", "multiproc_executor.py:175", "headless worker node rank %d on %s connected to master %s:%d"
+        % (rank, socket.gethostname(), addr, port))
+    conn.settimeout(None)
+    while conn.recv(1024):
+        pass
+    log("INFO", "multiproc_executor.py:180", "master went away: headless worker rank %d exits" % rank)
+    return 0
+
+
 def main(argv=None):
     ver = version()
     argv = normalize(list(sys.argv[1:] if argv is None else argv))
@@ -409,7 +474,13 @@ def main(argv=None):
         if flag not in removed_now and getattr(args, flag[2:].replace("-", "_"), None) not in (None, False):
             log("WARNING", "arg_utils.py:1750", "argument '%s' is deprecated and will be removed in v%s"
                 % (flag, ".".join(map(str, rv))))
-    record(args, ver)
+    nnodes = int(args.nnodes or 1)
+    workers = []
+    if nnodes > 1:
+        if args.headless:
+            return headless_worker(args)
+        workers = wait_for_workers(args, nnodes)
+    record(args, ver, workers)
 
     def on_term(signum, _frame):
         log("INFO", "launcher.py:110", "Shutting down FastAPI HTTP server (signal %d)." % signum)
