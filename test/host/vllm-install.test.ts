@@ -99,10 +99,10 @@ test("the vllm-standin wheel installs through --find-links and provides `vllm`",
   r = await install(standinInstallEnv("0.12.0"));
   expectStep(r, "changed");
   expect((await sshOk(sb, `${VENV}/bin/vllm --version`)).trim()).toBe("0.12.0 (vllm-standin, not vLLM)");
-  // 0.12.0 refuses a flag vLLM removed in 0.12 the way vLLM's argparse does
-  const bad = await sshRun(sb, `${VENV}/bin/vllm serve m --disable-log-requests`);
+  // 0.12.0 refuses a flag vLLM removed in 0.12 (--guided-decoding-backend) the way vLLM's argparse does
+  const bad = await sshRun(sb, `${VENV}/bin/vllm serve m --guided-decoding-backend xgrammar`);
   expect(bad.code).toBe(2);
-  expect(bad.stderr).toMatch(/vllm: error: unrecognized arguments: --disable-log-requests/);
+  expect(bad.stderr).toMatch(/vllm: error: unrecognized arguments: --guided-decoding-backend/);
 });
 
 test("delete uninstalls; a second delete is unchanged", async () => {
