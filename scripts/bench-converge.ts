@@ -28,8 +28,8 @@ async function main() {
       const secs = (Date.now() - t0) / 1000;
       // the bench's own journal query is one session too
       const sessions = (await sshSessions(sb)) - s0 - 1;
-      const ch = r.summary.resourceChanges ?? {};
-      const changed = Object.entries(ch).filter(([k]) => k !== "same").reduce((a, [, v]) => a + (v ?? 0), 0);
+      const ch = (r.summary.resourceChanges ?? {}) as Record<string, number>;
+      const changed = Object.entries(ch).filter(([k]) => k !== "same").reduce((a, [, v]) => a + v, 0);
       rows.push(`${label.padEnd(22)} ${secs.toFixed(1).padStart(7)} s  ${String(changed).padStart(3)} resources changed  ${String(sessions).padStart(3)} SSH sessions`);
     };
     await run("first up");
