@@ -5,6 +5,9 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { HostStep, HostStepArgs } from "./host-step";
 import { renderUnit } from "./render-unit";
+import type { StackConfig } from "../config/schema";
+
+type VllmConfig = StackConfig["vllm"];
 
 type Common = Pick<HostStepArgs, "connection" | "sudo">;
 type Opts = pulumi.ComponentResourceOptions;
@@ -75,25 +78,10 @@ export class UvVenv extends HostStep {
 }
 
 
+/** The pinned vLLM (or the package the stack names) into the venv of a UvVenv step. */
 export class VllmInstall extends HostStep {
-  constructor(
-    name: string,
-    a: Common & {
-      venvPath: string;
-      uvBin: string;
-      packageSpec: string;
-      distName: string;
-      version: string;
-      importName: string;
-      findLinks?: string;
-      noIndex?: boolean;
-      indexUrl: string;
-      stateDir?: string;
-      /** The venv's Python: a new Python means a new, empty venv, so the install must run again. */
-      python: string;
-    },
-    opts?: Opts,
-  ) {
+  constructor(name: string, a: Common & { vllm: VllmConfig; venvPath: string; uvBin: string; stateDir?: string }, opts?: Opts) {
+    const v = a.vllm;
     super(
       "vllm-install",
       name,
@@ -102,16 +90,17 @@ export class VllmInstall extends HostStep {
         params: {
           PV_VENV_PATH: a.venvPath,
           PV_UV_BIN: a.uvBin,
-          PV_PACKAGE: a.packageSpec,
-          PV_DIST_NAME: a.distName,
-          PV_DIST_VERSION: a.version,
-          PV_IMPORT_NAME: a.importName,
-          PV_FIND_LINKS: a.findLinks ?? "",
-          PV_INDEX_URL: a.indexUrl,
-          PV_NO_INDEX: a.noIndex ? "1" : "0",
+          PV_PACKAGE: v.package.replace(/\{version\}/g, v.version),
+          PV_DIST_NAME: v.distName,
+          PV_DIST_VERSION: v.version,
+          PV_IMPORT_NAME: v.importName,
+          PV_FIND_LINKS: v.findLinks ?? "",
+          PV_INDEX_URL: v.indexUrl,
+          PV_NO_INDEX: v.noIndex ? "1" : "0",
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
         },
-        triggers: [a.python],
+        // A new Python means a new, empty venv: the install must run again.
+        triggers: [v.python],
       },
       opts,
       "pulumi-vllm:host:VllmInstall",
