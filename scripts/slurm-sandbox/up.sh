@@ -27,6 +27,10 @@
 #                           given here is kept)
 #   PV_SANDBOX_APT_CACHE    host dir bind-mounted on /var/cache/apt/archives in
 #                           all three (default $CACHE/apt-archives; "" disables)
+#   PV_SLURM_OWNER_PID      pid of the process that owns the cluster (a test
+#                           runner); written with its start time to
+#                           $CACHE/slurm/NAME/owner so a later run can tell an
+#                           orphan (owner gone) from a cluster in use
 #
 # Output (stdout, last line): one line of JSON, also written to
 # $CACHE/slurm/NAME/cluster.json:
@@ -134,6 +138,12 @@ CTL_IP="10.77.$K.254"
 NODE_IPS=("10.77.$K.1" "10.77.$K.2")
 mkdir -p "$INST"
 printf '%s\n' "$K" >"$INST/k"
+if [[ -n ${PV_SLURM_OWNER_PID:-} ]]; then
+  [[ $PV_SLURM_OWNER_PID =~ ^[0-9]+$ && -r /proc/$PV_SLURM_OWNER_PID/stat ]] || die "PV_SLURM_OWNER_PID=$PV_SLURM_OWNER_PID is not a running process"
+  # field 22 of /proc/PID/stat (after the "(comm)" field) = start time in ticks
+  owner_start=$(sed 's/.*) //' "/proc/$PV_SLURM_OWNER_PID/stat" | cut -d' ' -f20)
+  printf '%s %s\n' "$PV_SLURM_OWNER_PID" "$owner_start" >"$INST/owner"
+fi
 ip link add "$BR" type bridge
 printf '%s\n' "$BR" >"$INST/bridge"
 flock -u 8

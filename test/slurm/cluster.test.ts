@@ -10,6 +10,7 @@ import {
   jobState,
   loginOk,
   loginRun,
+  reapOrphanClusters,
   sacctState,
   sbatch,
   shutdownCluster,
@@ -17,7 +18,10 @@ import {
   waitJobState,
 } from "./cluster";
 
-const NAME = process.env.PV_SLURM_TEST_CLUSTER ?? "pvslt";
+// One name per run, so two runs on one machine (a developer's and CI's) do not
+// stop each other's cluster; orphans of interrupted runs are reaped first.
+const PREFIX = "pvslt";
+const NAME = process.env.PV_SLURM_TEST_CLUSTER ?? `${PREFIX}${process.pid}`;
 jest.setTimeout(300_000);
 
 describe("SLURM test cluster (slurm-wlm in three nspawn containers)", () => {
@@ -35,7 +39,8 @@ describe("SLURM test cluster (slurm-wlm in three nspawn containers)", () => {
   };
 
   beforeAll(async () => {
-    await shutdownCluster(NAME); // a leftover of an interrupted run of this file
+    const reaped = await reapOrphanClusters(PREFIX);
+    if (reaped.length) process.stderr.write(`[slurm] stopped orphan clusters of interrupted runs: ${reaped.join(", ")}\n`);
     c = await bootCluster(NAME);
     // "cold" when the slurm layer (and maybe the base root) had to be built.
     t.add(`boot (${c.layerMs > 5000 ? "cold" : "warm"}, layer ${(c.layerMs / 1000).toFixed(1)}s)`, c.bootMs);

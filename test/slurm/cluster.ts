@@ -12,6 +12,9 @@
 //     warm: ~6-10 s until sshd answers, slurmdbd has the test account and
 //     both nodes are idle.
 //   await shutdownCluster(c)                  // or shutdownCluster("pvslurm"); idempotent
+//   await reapOrphanClusters("pvslt")         // stop clusters with that name prefix whose
+//       booting process is gone (interrupted runs); live runs' clusters are kept.
+//       bootCluster records process.pid (+ start time) as the owner.
 //   await loginRun(c, "sinfo", { stdin?, timeoutMs? }) -> { code, stdout, stderr }
 //       system ssh to root@127.0.0.1:port, BatchMode, StrictHostKeyChecking=yes
 //       against a known_hosts holding only the pinned host key; the command
@@ -62,6 +65,8 @@
 // at once (different names).
 // ===================================================================
 import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
@@ -135,8 +140,52 @@ function run(cmd: string, args: string[], opts: { stdin?: string; timeoutMs?: nu
   });
 }
 
+/** The cache dir the scripts use ($PULUMI_VLLM_CACHE or ~/.cache/pulumi-vllm). */
+export function cacheDir(): string {
+  return process.env.PULUMI_VLLM_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "pulumi-vllm");
+}
+
+/** Start time (clock ticks since boot) of a live process, or null if there is none. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Stop clusters whose name starts with `prefix` and whose owner (the process
+ * that booted them with bootCluster) is gone: leftovers of an interrupted run.
+ * Clusters of live runs (another jest in parallel) are left alone.
+ */
+export async function reapOrphanClusters(prefix: string): Promise<string[]> {
+  const dir = path.join(cacheDir(), "slurm");
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith(prefix));
+  } catch {
+    return [];
+  }
+  const reaped: string[] = [];
+  for (const name of names) {
+    let owner = "";
+    try {
+      owner = fs.readFileSync(path.join(dir, name, "owner"), "utf8").trim();
+    } catch {
+      continue; // not booted by bootCluster, or still being set up
+    }
+    const [pid, start] = owner.split(" ");
+    if (processStart(Number(pid)) === start) continue;
+    await shutdownCluster(name);
+    reaped.push(name);
+  }
+  return reaped;
+}
+
 export async function bootCluster(name: string, opts: { timeoutMs?: number; sshPort?: number } = {}): Promise<SlurmCluster> {
-  const env = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, PV_SLURM_OWNER_PID: String(process.pid) };
   if (opts.sshPort) env.PV_SLURM_SSH_PORT = String(opts.sshPort);
   const t0 = Date.now();
   const r = await run(path.join(SCRIPTS, "up.sh"), [name], { timeoutMs: opts.timeoutMs ?? 1_500_000, env });
