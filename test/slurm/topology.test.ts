@@ -1,0 +1,134 @@
+// topology: slurm through the real engine on a real SLURM (Debian's
+// slurm-wlm + munge + slurmdbd): the venv and the stand-in on the shared
+// filesystem via the login node, a 2-node job (native launcher: rank 0 serves,
+// rank 1 runs headless) submitted by sbatch, the readiness gate through the
+// login node, a config change that replaces the job, destroy that cancels it,
+// and SLURM's own errors (bad partition, time limit) surfacing in `up`.
+// vLLM is the stand-in (test/standin): no GPU here.
+import * as fs from "fs";
+import * as path from "path";
+import { spawnSync } from "child_process";
+import { Stack } from "@pulumi/pulumi/automation";
+import { bootCluster, loginOk, loginRun, sacctState, shutdownCluster, SlurmCluster } from "./cluster";
+import { changesOf, openStack, removeStack } from "../e2e/engine";
+import { STANDIN_DIR } from "../standin/fixtures";
+
+jest.setTimeout(30 * 60 * 1000);
+
+let c: SlurmCluster;
+let stack: Stack;
+const log: string[] = [];
+const PORT = 18123;
+
+function config(patch: (x: Record<string, any>) => void = () => {}): Record<string, any> {
+  const x: Record<string, any> = {
+    topology: "slurm",
+    connection: { host: c.host, port: c.port, user: c.user, privateKeyPath: c.privateKey, hostKeyPath: c.knownHosts },
+    hardware: { gpuCount: 4, gpuMemoryGiB: 80, gpuName: "stand-in (no GPU)", interconnect: "nvlink", hostRamGiB: 512, freeDiskGiB: 1000 },
+    model: { id: "meta-llama/Llama-3.1-70B-Instruct" },
+    serving: { tensorParallel: 4, pipelineParallel: 2, maxModelLen: 8192, maxNumSeqs: 16, bindHost: "0.0.0.0", port: PORT },
+    vllm: { version: "0.11.1", python: "3.11", package: "vllm-standin=={version}", distName: "vllm-standin", importName: "vllm_standin", findLinks: "/shared/wheels", noIndex: true },
+    host: { readinessTimeoutMinutes: 4 },
+    slurm: {
+      partition: c.partition, account: c.account, timeLimit: "00:30:00", nodes: 2, gpusPerNode: 4, cpusPerTask: 1,
+      sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs", launcher: "native", pendingTimeoutMinutes: 2,
+    },
+  };
+  patch(x);
+  return x;
+}
+
+async function up() {
+  return stack.up({ onOutput: (o) => log.push(o) });
+}
+async function squeue(): Promise<string> {
+  return (await loginOk(c, "squeue -h -o '%i %T %j'")).trim();
+}
+
+beforeAll(async () => {
+  c = await bootCluster("pvtopo");
+  // what a real cluster would have: its site CAs (this machine's TLS proxy) and, here, the stand-in wheels
+  const cas = fs.existsSync("/usr/local/share/ca-certificates") ? fs.readdirSync("/usr/local/share/ca-certificates").filter((f) => f.endsWith(".crt")) : [];
+  for (const f of cas) {
+    await loginOk(c, `cat > /usr/local/share/ca-certificates/${f} && update-ca-certificates >/dev/null 2>&1`, { stdin: fs.readFileSync(path.join("/usr/local/share/ca-certificates", f), "utf8") });
+  }
+  const wheels = path.join(c.sharedHostDir, "wheels");
+  fs.mkdirSync(wheels, { recursive: true });
+  for (const v of ["0.11.1"]) {
+    const r = spawnSync("python3", [path.join(STANDIN_DIR, "build-wheel.py"), "--version", v, "--out", wheels], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(r.stderr);
+  }
+  stack = await openStack(`slurm-${process.pid}`, config());
+});
+
+afterAll(async () => {
+  if (stack) await stack.destroy().catch(() => undefined);
+  if (stack) await removeStack(stack).catch(() => undefined);
+  if (c) await shutdownCluster(c);
+});
+
+let firstJob = "";
+test("up: venv + stand-in on the shared FS, a 2-node job, ready through the login node", async () => {
+  await up();
+  const out = await stack.outputs();
+  firstJob = out.jobId.value;
+  expect(firstJob).toMatch(/^\d+$/);
+  expect(out.headNode.value).toBe(c.nodes[0].hostname);
+  expect(out.endpoint.value).toBe(`http://${c.nodes[0].hostname}:${PORT}/v1`);
+  expect(out.tunnel.value).toContain(`-L ${PORT}:${c.nodes[0].hostname}:${PORT}`);
+  expect(await squeue()).toMatch(new RegExp(`^${firstJob} RUNNING pulumi-vllm$`));
+  const jobLog = await loginOk(c, `cat /shared/logs/pulumi-vllm-${firstJob}.out`);
+  // both nodes ran their role
+  expect(jobLog).toMatch(new RegExp(`node rank 1 joined from ${c.nodes[1].hostname}`));
+  expect(jobLog).toMatch(new RegExp(`headless worker node rank 1 on ${c.nodes[1].hostname} connected`));
+  // the head answers the API with the key, through the login node
+  const key = out.apiKey.value as string;
+  const models = await loginOk(c, `curl -fsS -K - http://${c.nodes[0].hostname}:${PORT}/v1/models`, { stdin: `header = "Authorization: Bearer ${key}"\n` });
+  expect(JSON.parse(models).data[0].id).toBe("meta-llama/Llama-3.1-70B-Instruct");
+  // the secrets file is 0600 and the batch script holds no key
+  expect(await loginOk(c, "stat -c %a /shared/cache/secrets/pulumi-vllm.env")).toBe("600\n");
+  expect(await loginOk(c, "cat /shared/cache/jobs/pulumi-vllm.sbatch")).not.toContain(key);
+});
+
+test("a second up changes nothing and keeps the job", async () => {
+  const r = await up();
+  expect(Object.keys(r.summary.resourceChanges ?? {}).filter((k) => k !== "same")).toEqual([]);
+  expect((await stack.outputs()).jobId.value).toBe(firstJob);
+});
+
+test("a config change replaces the job: the old one is cancelled, the new one runs", async () => {
+  stack = await openStack(stack.name, config((x) => (x.serving.maxModelLen = 4096)));
+  const events: any[] = [];
+  await stack.preview({ onEvent: (e) => events.push(e) });
+  expect(changesOf(events).join("\n")).toMatch(/replace.*::slurm-job/);
+  await up();
+  const job = (await stack.outputs()).jobId.value;
+  expect(job).not.toBe(firstJob);
+  expect(await sacctState(c, firstJob)).toMatch(/CANCELLED/);
+  expect(await squeue()).toMatch(new RegExp(`^${job} RUNNING`));
+  expect(await loginOk(c, "cat /shared/cache/jobs/pulumi-vllm.sbatch")).toContain("--max-model-len 4096");
+});
+
+test("destroy cancels the job: nothing in squeue, nothing running in sacct", async () => {
+  const job = (await stack.outputs()).jobId.value;
+  await stack.destroy({ onOutput: (o) => log.push(o) });
+  expect(await squeue()).toBe("");
+  expect(await sacctState(c, job)).toMatch(/CANCELLED/);
+  expect((await loginOk(c, "sacct -n -X -a -s R -o JobID")).trim()).toBe("");
+});
+
+test("a partition that does not exist fails up with SLURM's error", async () => {
+  stack = await openStack(stack.name, config((x) => (x.slurm.partition = "nosuchpartition")));
+  await expect(up()).rejects.toThrow(/sbatch refused the job: .*[Ii]nvalid partition/);
+  expect(await squeue()).toBe("");
+});
+
+test("a job that hits its time limit fails up with SLURM's reason and the log tail", async () => {
+  stack = await openStack(stack.name, config((x) => {
+    x.slurm.timeLimit = "00:01:00";
+    x.host = { readinessTimeoutMinutes: 4, env: { VLLM_STANDIN_START_DELAY: "600" } };
+  }));
+  await expect(up()).rejects.toThrow(/job \d+ is (no longer in the queue|[A-Z]+) \(.*TIMEOUT/);
+  const tail = log.slice(-60).join("");
+  expect(tail).toMatch(/last lines of \/shared\/logs\/pulumi-vllm-\d+\.out/);
+});
