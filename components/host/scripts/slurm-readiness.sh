@@ -71,6 +71,11 @@ start=$SECONDS
 seen=0
 while :; do
   st=$(squeue -h -j "$id" -o %T 2>/dev/null | head -n 1 || true)
+  if [[ $st == COMPLETING ]]; then
+    # ending: wait until SLURM has its final state (TIMEOUT, NODE_FAIL, ...) to report
+    sleep 1
+    continue
+  fi
   if [[ $st != RUNNING ]]; then
     reason=$(sacct -n -X -P -j "$id" -o State,ExitCode,Reason 2>/dev/null | head -n 1 || true)
     fail "job $id is ${st:-no longer in the queue} (${reason:-no accounting record}) -> read the log below; resubmit with pulumi up"
