@@ -71,7 +71,7 @@ start=$SECONDS
 seen=0
 while :; do
   st=$(squeue -h -j "$id" -o %T 2>/dev/null | head -n 1 || true)
-  if [[ $st == COMPLETING ]]; then
+  if [[ $st == COMPLETING ]] && ((SECONDS - start < TIMEOUT)); then
     # ending: wait until SLURM has its final state (TIMEOUT, NODE_FAIL, ...) to report
     sleep 1
     continue
