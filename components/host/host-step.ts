@@ -44,6 +44,8 @@ export class HostStep extends pulumi.ComponentResource {
       },
       {
         parent: this,
+        // A component's dependsOn does not hold back its children: the command itself must wait.
+        dependsOn: opts?.dependsOn,
         // The old step's delete must run before the new create, or it would undo the new state.
         deleteBeforeReplace: true,
         additionalSecretOutputs: args.secretOutput ? ["stdout", "stderr"] : [],

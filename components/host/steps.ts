@@ -166,7 +166,7 @@ export class LaunchUnit extends pulumi.ComponentResource {
         secrets: a.secrets,
         secretOutput: true,
       },
-      { parent: this },
+      { parent: this, dependsOn: opts?.dependsOn },
     );
     const probeHost = a.bindHost === "0.0.0.0" || a.bindHost === "::" ? "127.0.0.1" : a.bindHost;
     this.readiness = new HostStep(

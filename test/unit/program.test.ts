@@ -30,6 +30,15 @@ pulumi.runtime.setMocks(
   false,
 );
 
+// The mock monitor sees each registration's dependencies: record them by resource name.
+const dependencies: Record<string, string[]> = {};
+const monitor = pulumi.runtime.getMonitor() as any;
+const register = monitor.registerResource.bind(monitor);
+monitor.registerResource = (req: any, cb: any) => {
+  dependencies[req.getName()] = req.getDependenciesList().map((urn: string) => urn.split("::").pop());
+  return register(req, cb);
+};
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pv-mock-"));
 fs.writeFileSync(path.join(tmp, "id_test"), "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n");
 
@@ -69,6 +78,16 @@ describe("index.ts for a single-host stack", () => {
     for (const t of ["Toolchain", "Swapfile", "EarlyOom", "UvVenv", "VllmInstall", "LaunchUnit"]) expect(types).toContain(`pulumi-vllm:host:${t}`);
     expect(types).toContain("pulumi-vllm:topology:SingleHost");
     expect(commands().map((c) => c.name).sort()).toEqual(["earlyoom", "launch-unit", "readiness", "swapfile", "toolchain", "uv-venv", "vllm-install"]);
+  });
+
+  test("each step's command waits for the steps before it", () => {
+    const deps = (name: string) => dependencies[name] ?? [];
+    expect(deps("swapfile")).toContain("toolchain");
+    expect(deps("earlyoom")).toContain("swapfile");
+    expect(deps("uv-venv")).toContain("toolchain");
+    expect(deps("vllm-install")).toContain("uv-venv");
+    expect(deps("launch-unit")).toEqual(expect.arrayContaining(["vllm-install", "swapfile", "earlyoom"]));
+    expect(deps("readiness")).toContain("launch-unit");
   });
 
   test("each command runs its script with PV_* parameters, has a delete, the script hash as trigger, no SSH setenv", () => {
