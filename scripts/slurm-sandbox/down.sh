@@ -6,10 +6,11 @@
 #
 # Stops only the systemd-nspawn processes whose pids up.sh recorded (and only
 # if such a pid is still the nspawn of that very instance root): SIGTERM, an
-# orderly poweroff of the container; SIGKILL after 30 s. Then unmounts the
+# orderly poweroff of the container; after 30 s SIGKILL of the container's
+# init (recorded by up.sh with its start time) and of nspawn. Then unmounts the
 # overlay roots, deletes the veths, network namespaces and the bridge that
-# up.sh recorded, and the
-# instance dir (with the shared dir, unless PV_SLURM_SHARED_DIR gave it).
+# up.sh recorded, and the instance dir (with the shared dir, unless
+# PV_SLURM_SHARED_DIR gave it).
 # Safe to run when the cluster is stopped, half-built or gone.
 set -euo pipefail
 
@@ -49,16 +50,38 @@ for r in "${ROLES[@]}"; do
 done
 any_left() { local r; for r in "${!PIDS[@]}"; do ours "${PIDS[$r]}" "$INST/$r/root" && return 0; done; return 1; }
 for _ in $(seq 1 60); do any_left || break; sleep 0.5; done
+# The container's init as recorded by up.sh (pid + start time), if it still
+# is that very process.
+init_of() {
+  local f="$INST/$1/init" pid start
+  [[ -f $f ]] || return 1
+  read -r pid start <"$f"
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/stat ]] || return 1
+  [[ $(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20) == "$start" ]] || return 1
+  printf '%s\n' "$pid"
+}
 if any_left; then
   for r in "${!PIDS[@]}"; do
     if ours "${PIDS[$r]}" "$INST/$r/root"; then
-      log "no clean poweroff of $NAME-$r within 30s; killing pid ${PIDS[$r]}"
+      log "no clean poweroff of $NAME-$r within 30s; killing its init and nspawn pid ${PIDS[$r]}"
+      # Killing PID 1 of the container ends every process in it; killing only
+      # nspawn would leave them running, reparented.
+      if init=$(init_of "$r"); then kill -KILL "$init" 2>/dev/null || true; fi
       kill -KILL "${PIDS[$r]}" 2>/dev/null || true
     fi
   done
   for _ in $(seq 1 20); do any_left || break; sleep 0.5; done
   any_left && die "an nspawn of cluster '$NAME' does not exit"
 fi
+# A container whose nspawn died on its own (killed by someone) keeps running
+# under its init: end it.
+for r in "${ROLES[@]}"; do
+  if init=$(init_of "$r"); then
+    log "$NAME-$r: nspawn is gone but its init $init runs; killing it"
+    kill -KILL "$init" 2>/dev/null || true
+    for _ in $(seq 1 20); do [[ -d /proc/$init ]] || break; sleep 0.5; done
+  fi
+done
 
 for r in "${ROLES[@]}"; do
   root="$INST/$r/root"

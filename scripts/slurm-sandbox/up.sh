@@ -405,6 +405,19 @@ until login true 2>/dev/null; do
   sleep 0.5
 done
 t_ssh=$(ms_since "$tb")
+# Record each container's init (nspawn's child, PID 1 of the container) with
+# its start time: if nspawn itself dies, the init and its daemons live on
+# (reparented), and down.sh must still be able to end exactly them.
+for r in "${ROLES[@]}"; do
+  npid=$(cat "$INST/$r/pid")
+  for _ in $(seq 1 50); do
+    init=$(ps -o pid= --ppid "$npid" | head -n 1 | tr -d ' ')
+    [[ -n $init ]] && break
+    sleep 0.1
+  done
+  [[ -n $init ]] || die "cluster '$NAME': no init process under nspawn $npid ($r)"
+  printf '%s %s\n' "$init" "$(sed 's/.*) //' "/proc/$init/stat" | cut -d' ' -f20)" >"$INST/$r/init"
+done
 
 # Accounting: the cluster registers itself with slurmdbd; add the test account.
 # Then wait until both nodes are idle.
