@@ -82,8 +82,8 @@ log "copying base $BASE"
 rmdir "$TMP"
 cp -a --reflink=auto "$BASE" "$TMP"
 rm -f "$TMP/.pv-rootfs-complete"
-# The base root's top dir is 0700 (it was a mktemp -d): daemons running as
-# their own users (munge, mysql, slurm) could not even reach /bin/sh.
+# Daemons running as their own users (munge, mysql, slurm) need to reach
+# /bin/sh: make sure the top dir is not 0700 (mktemp -d; early base roots).
 chmod 755 "$TMP"
 
 # Keep package scripts from starting daemons in the build container.

@@ -31,6 +31,15 @@
 #                           runner); written with its start time to
 #                           $CACHE/slurm/NAME/owner so a later run can tell an
 #                           orphan (owner gone) from a cluster in use
+#   PV_SLURM_KEEP_FAILED=1  leave a cluster that failed to come up running (to
+#                           debug it; stop it with down.sh)
+#
+# Ports on this machine's network (the controller shares it): slurmctld
+# 17000+4K and slurmdbd 17001+4K (all addresses; munge-authenticated), sshd
+# 127.0.0.1:17002+4K; MariaDB has no TCP port (socket only). K is the lowest
+# free 1..250 whose bridge, subnet and ports are all unused.
+# The nodes get no resolv.conf (no DNS reachable: lookups fail at once) and
+# jobs see CUDA_VISIBLE_DEVICES=0,1,2,3 from stand-in GPU device nodes.
 #
 # Output (stdout, last line): one line of JSON, also written to
 # $CACHE/slurm/NAME/cluster.json:

@@ -7,10 +7,12 @@
 //     -> SlurmCluster (see the interface below; ssh fields have the same
 //        names as test/host/sandbox.ts's Sandbox: host, port, user,
 //        privateKey, hostKey, knownHosts)
-//     Cold: base rootfs (scripts/sandbox/build-rootfs.sh, ~80-120 s) + the
-//     slurm layer (~30 s with cached .debs, a few minutes downloading them);
-//     warm: ~6-10 s until sshd answers, slurmdbd has the test account and
-//     both nodes are idle.
+//     Cold (measured, empty cache and apt archive): ~150 s for the base root
+//     (scripts/sandbox/build-rootfs.sh) + the slurm layer, then ~8 s to boot;
+//     layer alone with cached .debs ~12-30 s. Warm: ~5 s until sshd answers,
+//     slurmdbd has the test account, slurmctld knows it and both nodes are
+//     idle. The layer is keyed by scripts/slurm-sandbox/build-rootfs.sh and
+//     the base root's name, so an edit of either rebuilds it.
 //   await shutdownCluster(c)                  // or shutdownCluster("pvslurm"); idempotent
 //   await reapOrphanClusters("pvslt")         // stop clusters with that name prefix whose
 //       booting process is gone (interrupted runs); live runs' clusters are kept.
