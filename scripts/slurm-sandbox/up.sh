@@ -343,18 +343,57 @@ After=pv-slurmdb-setup.service
 Restart=on-failure
 RestartSec=2
 EOF
-cat >"$R/etc/systemd/system/slurmctld.service.d/pv.conf" <<EOF
+# The cluster, the test account and root's association go into the DB before
+# slurmctld first starts (which also makes slurmdbd answer before it: it
+# reads the TRES list from there), so it loads them at startup. Added while
+# it runs, they would reach it only by slurmdbd's asynchronous push, which
+# needs the cluster registered with its control address first: racy.
+cat >"$R/usr/local/sbin/pv-slurm-accounts" <<EOF
+#!/bin/bash
+# written by pulumi-vllm scripts/slurm-sandbox/up.sh for cluster $NAME
+set -euo pipefail
+for _ in \$(seq 1 240); do
+  (exec 3<>/dev/tcp/$CTL_IP/$DBD_PORT) 2>/dev/null && break
+  sleep 0.5
+done
+for _ in \$(seq 1 60); do
+  sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1 && break
+  sleep 1
+done
+sacctmgr -n -P show cluster format=cluster | grep -qx '$CLUSTER' ||
+  sacctmgr -i add cluster '$CLUSTER' >/dev/null
+sacctmgr -n -P show account format=account | grep -qx '$ACCOUNT' ||
+  sacctmgr -i add account '$ACCOUNT' cluster='$CLUSTER' description=pulumi-vllm-tests organization=pulumi-vllm >/dev/null
+sacctmgr -n -P show assoc where cluster='$CLUSTER' user=root account='$ACCOUNT' format=account | grep -qx '$ACCOUNT' ||
+  sacctmgr -i add user root account='$ACCOUNT' cluster='$CLUSTER' >/dev/null
+EOF
+chmod 755 "$R/usr/local/sbin/pv-slurm-accounts"
+cat >"$R/etc/systemd/system/pv-slurm-accounts.service" <<'UNIT'
 [Unit]
-Wants=slurmdbd.service
+Description=pulumi-vllm: cluster, test account and root association in slurmdbd
+Requires=slurmdbd.service
 After=slurmdbd.service
+Before=slurmctld.service
+
 [Service]
-# slurmctld wants slurmdbd answering at its first start (it reads the TRES
-# list from it): wait up to 60 s for the port.
-ExecStartPre=/bin/bash -c 'for i in \$(seq 1 120); do (exec 3<>/dev/tcp/$CTL_IP/$DBD_PORT) 2>/dev/null && exit 0; sleep 0.5; done; exit 0'
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/pv-slurm-accounts
+TimeoutStartSec=300
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+cat >"$R/etc/systemd/system/slurmctld.service.d/pv.conf" <<'UNIT'
+[Unit]
+Wants=pv-slurm-accounts.service
+After=pv-slurm-accounts.service
+[Service]
 Restart=on-failure
 RestartSec=2
-EOF
-systemctl --root="$R" enable mariadb.service pv-slurmdb-setup.service slurmdbd.service slurmctld.service >/dev/null 2>&1
+UNIT
+systemctl --root="$R" enable mariadb.service pv-slurmdb-setup.service slurmdbd.service \
+  pv-slurm-accounts.service slurmctld.service >/dev/null 2>&1
 
 # Compute nodes.
 for i in 1 2; do
@@ -428,23 +467,17 @@ for r in "${ROLES[@]}"; do
   printf '%s %s\n' "$init" "$(sed 's/.*) //' "/proc/$init/stat" | cut -d' ' -f20)" >"$INST/$r/init"
 done
 
-# Accounting: the cluster registers itself with slurmdbd; add the test account.
+# Accounting is ready when slurmctld itself knows root in the test account (it
+# loads the associations pv-slurm-accounts put into slurmdbd at its start).
 # Then wait until both nodes are idle.
-setup_acct="
-set -e
-c=$CLUSTER
-sacctmgr -n -P show cluster format=cluster 2>/dev/null | grep -qx \"\$c\" || { sacctmgr -i add cluster \"\$c\" >/dev/null; scontrol reconfigure >/dev/null 2>&1 || true; }
-sacctmgr -n -P show account format=account 2>/dev/null | grep -qx $ACCOUNT || sacctmgr -i add account $ACCOUNT cluster=\"\$c\" description=pulumi-vllm-tests organization=pulumi-vllm >/dev/null
-sacctmgr -n -P show assoc where user=root account=$ACCOUNT format=account 2>/dev/null | grep -qx $ACCOUNT || sacctmgr -i add user root account=$ACCOUNT cluster=\"\$c\" >/dev/null
-# slurmdbd pushes new associations to slurmctld asynchronously: ready only
-# when the controller itself knows root in $ACCOUNT.
-scontrol show assoc_mgr flags=assoc accounts=$ACCOUNT users=root 2>/dev/null | grep -q 'UserName=root('
-"
-until login "$setup_acct" 2>"$INST/acct.err"; do
+acct_ready="scontrol show assoc_mgr flags=assoc accounts=$ACCOUNT users=root | grep -q 'UserName=root('"
+until login "$acct_ready" 2>"$INST/acct.err"; do
   alive || die "cluster '$NAME': a container exited while waiting for slurmdbd"
   if (( $(date +%s) >= deadline )); then
     cat "$INST/acct.err" >&2
-    login 'tail -n 20 /var/log/slurm/slurmdbd.log /var/log/slurm/slurmctld.log; systemctl --failed --no-pager' >&2 || true
+    login 'systemctl --failed --no-pager; systemctl status --no-pager pv-slurm-accounts | tail -n 15
+      sacctmgr -n show cluster format=cluster,controlhost,controlport; sacctmgr -n show assoc format=cluster,account,user
+      tail -n 20 /var/log/slurm/slurmdbd.log /var/log/slurm/slurmctld.log' >&2 || true
     die "cluster '$NAME': accounting (slurmdbd) not ready within ${TIMEOUT}s"
   fi
   sleep 1
