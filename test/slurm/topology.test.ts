@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import { Stack } from "@pulumi/pulumi/automation";
-import { bootCluster, loginOk, loginRun, sacctState, shutdownCluster, SlurmCluster } from "./cluster";
+import { bootCluster, loginOk, reapOrphanClusters, sacctState, shutdownCluster, SlurmCluster } from "./cluster";
 import { changesOf, openStack, removeStack } from "../e2e/engine";
 import { STANDIN_DIR } from "../standin/fixtures";
 
@@ -46,7 +46,9 @@ async function squeue(): Promise<string> {
 }
 
 beforeAll(async () => {
-  c = await bootCluster("pvtopo");
+  // one name per run; clusters of interrupted runs (owner gone) are stopped first
+  await reapOrphanClusters("pvtopo");
+  c = await bootCluster(`pvtopo${process.pid}`);
   // what a real cluster would have: its site CAs (this machine's TLS proxy) and, here, the stand-in wheels
   const cas = fs.existsSync("/usr/local/share/ca-certificates") ? fs.readdirSync("/usr/local/share/ca-certificates").filter((f) => f.endsWith(".crt")) : [];
   for (const f of cas) {
