@@ -15,7 +15,8 @@
 #   PULUMI_VLLM_IGNORE_PATH    1: do not use a pulumi found on PATH (default 0)
 #   PULUMI_VLLM_ALLOW_MISSING  space-separated components that may fail to
 #                              build without failing this script
-#                              (cli nodejs random command; default none)
+#                              (cli nodejs random command; default none:
+#                              every component is built)
 #   PULUMI_VLLM_RETRY_FAILED   1: retry a build that failed before with the
 #                              same inputs (default: not retried)
 #
@@ -34,19 +35,24 @@
 #                           provider/v4 is not served by the proxy). It has the
 #                           8 resources of that Terraform provider; the SDK's
 #                           RandomUuid4 and RandomUuid7 are not among them.
-#   pulumi-resource-command github.com/pulumi/pulumi-command/provider at the
-#                           commit of tag v1.2.1, version set to COMMAND_VERSION.
-#                           As of 2026-11 the proxy answers 403 for that module
-#                           (every version tried), so this step fails: set
-#                           PULUMI_VLLM_ALLOW_MISSING=command to go on without it.
+#   pulumi-resource-command scripts/engine/command: pulumi-vllm's own
+#                           implementation of the command provider's
+#                           remote:Command (reporting COMMAND_VERSION), built
+#                           against github.com/pulumi/pulumi/sdk/v3 at
+#                           PULUMI_VERSION and golang.org/x/crypto/ssh. The
+#                           upstream module github.com/pulumi/pulumi-command/
+#                           provider is refused by the proxy (403 at every
+#                           version) and GitHub is not reachable; where the
+#                           upstream plugin can be downloaded, use it instead
+#                           (put it on PATH next to a pulumi $PULUMI_VERSION,
+#                           see step 1 below). scripts/engine/command/README.md
+#                           lists what differs from upstream.
 set -euo pipefail
 
 # ---- pinned versions -------------------------------------------------------
 readonly PULUMI_VERSION=v3.259.0
-# npm @pulumi/command (package.json) and the pulumi-command commit of its tag.
+# npm @pulumi/command (package.json): the plugin version its SDK asks for.
 readonly COMMAND_VERSION=1.2.1
-readonly COMMAND_MODULE=github.com/pulumi/pulumi-command/provider
-readonly COMMAND_MODULE_VERSION=v0.0.0-20260303235922-7f3eb6f3b77c
 # npm @pulumi/random (package.json) and what its provider is built from.
 readonly RANDOM_VERSION=4.21.2
 # The bridge brings its own pulumi pkg/sdk (v3.253.0 for v3.135.0).
@@ -142,7 +148,7 @@ export CGO_ENABLED=0
 HASH_CLI=$(inputs_hash "cli $PULUMI_VERSION $CLIPBOARD_REPLACE $XTEXT_REPLACE")
 HASH_NODEJS=$(inputs_hash "nodejs $PULUMI_VERSION $XTEXT_REPLACE" "$TEMPLATES/nodejs-host")
 HASH_RANDOM=$(inputs_hash "random $RANDOM_VERSION $BRIDGE_VERSION $BRIDGE_PULUMI_VERSION $HCL_VERSION $TF_RANDOM_VERSION $TFSDK_REPLACE $CLIPBOARD_REPLACE" "$TEMPLATES/random")
-HASH_COMMAND=$(inputs_hash "command $COMMAND_VERSION $COMMAND_MODULE@$COMMAND_MODULE_VERSION")
+HASH_COMMAND=$(inputs_hash "command $COMMAND_VERSION $PULUMI_VERSION" "$TEMPLATES/command")
 
 failed=""
 total_start=$SECONDS
@@ -283,13 +289,18 @@ build_random() {
 }
 
 build_command() {
-  local dir="$BUILD_DIR/command"
-  REPLACES=()
-  write_go_mod "$dir" pulumi-vllm.local/engine/command "$COMMAND_MODULE $COMMAND_MODULE_VERSION"
+  # Its own module (go.mod and go.sum are in scripts/engine/command), copied
+  # into a build directory of its own.
+  local dir="$BUILD_DIR/command-src"
+  mkdir -p "$dir"
+  rm -f "$dir"/*.go "$dir/schema.json"
+  cp "$TEMPLATES/command"/*.go "$TEMPLATES/command/schema.json" \
+    "$TEMPLATES/command/go.mod" "$TEMPLATES/command/go.sum" "$dir/"
   (cd "$dir" && go build -trimpath -o "$dir/command.tmp" \
-    -ldflags "-s -w -X $COMMAND_MODULE/pkg/version.Version=$COMMAND_VERSION" \
-    "$COMMAND_MODULE/cmd/pulumi-resource-command")
+    -ldflags "-s -w -X main.Version=$COMMAND_VERSION" .)
   install_bin "$dir/command.tmp" pulumi-resource-command
+  [[ $("$BIN_DIR/pulumi-resource-command" -version) == "$COMMAND_VERSION" ]] ||
+    { echo "pulumi-resource-command does not report version $COMMAND_VERSION"; return 1; }
 }
 
 log "engine cache: $ENGINE_DIR (GOMODCACHE=$GOMODCACHE)"
