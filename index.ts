@@ -62,32 +62,26 @@ function planSummary(p: Plan) {
 
 const port = config.serving.port;
 const login = `-p ${config.connection.port} ${config.connection.user}@${config.connection.host}`;
-let endpointOut: pulumi.Input<string>;
-let tunnelOut: pulumi.Input<string> | undefined;
-let unitNameOut: string | undefined;
-let jobIdOut: pulumi.Output<string> | undefined;
-let headNodeOut: pulumi.Output<string> | undefined;
+
+// Stack outputs. Built as one object so that a topology exports only what it has
+// (an undefined export makes Pulumi warn on every run).
+const outputs: Record<string, unknown> = {
+  servedModelName: plan.launch.servedModelName,
+  plan: planSummary(plan),
+};
+if (apiKey) outputs.apiKey = pulumi.secret(apiKey);
 if (config.topology === "single") {
   const host = new SingleHost("vllm", { config, plan, connection, sudo: useSudo(config.connection), secrets });
-  endpointOut = host.endpoint;
-  unitNameOut = host.unitName;
-  tunnelOut = config.serving.bindHost === "127.0.0.1" ? `ssh -N -L ${port}:127.0.0.1:${port} ${login}` : undefined;
+  outputs.endpoint = host.endpoint;
+  outputs.unitName = host.unitName;
+  if (config.serving.bindHost === "127.0.0.1") outputs.tunnel = `ssh -N -L ${port}:127.0.0.1:${port} ${login}`;
 } else {
   const cluster = new SlurmCluster("vllm", { config, plan, connection, secrets });
-  endpointOut = cluster.endpoint;
-  jobIdOut = cluster.jobId;
-  headNodeOut = cluster.headNode;
+  outputs.endpoint = cluster.endpoint;
+  outputs.jobId = cluster.jobId;
+  outputs.headNode = cluster.headNode;
   // The head node is inside the cluster: reach it through the login node.
-  tunnelOut = cluster.headNode.apply((h) => `ssh -N -L ${port}:${h}:${port} ${login}  # then http://127.0.0.1:${port}/v1`);
+  outputs.tunnel = cluster.headNode.apply((h) => `ssh -N -L ${port}:${h}:${port} ${login}  # then http://127.0.0.1:${port}/v1`);
 }
 
-export const endpoint = endpointOut;
-export const servedModelName = plan.launch.servedModelName;
-export const unitName = unitNameOut;
-export const jobId = jobIdOut;
-export const headNode = headNodeOut;
-export const apiKeyOut = apiKey ? pulumi.secret(apiKey) : undefined;
-export { apiKeyOut as apiKey };
-export const tunnel = tunnelOut;
-export const planOut = planSummary(plan);
-export { planOut as plan };
+export = outputs;

@@ -190,14 +190,23 @@ export const Swap = z.discriminatedUnion("mode", [
   z.strictObject({ mode: z.literal("off") }),
 ]);
 
+// /etc/default/earlyoom is also read by /bin/sh: the earlyoom step refuses
+// what the shell would expand, so preview refuses it first.
+const earlyoomRegex = z
+  .string()
+  .regex(/^[\][A-Za-z0-9_.|()^$*+?{}:/,=!<>@#&;~-]*$/, "may not hold quotes, backslashes, backticks, % or whitespace (/bin/sh reads it) -> use . for a literal dot")
+  .refine((r) => !/[$][^)|]/.test(r), "may have `$` only at the end or before `)` or `|` -> move it");
+
 export const EarlyOom = z.strictObject({
   enabled: z.boolean().default(true),
   /** Kill when available RAM drops below this percent (earlyoom -m), seed 000 used 5. */
   memPercent: z.number().min(1).max(50).default(5),
   /** ... and free swap below this percent (earlyoom -s). */
   swapPercent: z.number().min(1).max(100).default(10),
-  avoid: z.string().default("(^|/)(sshd|ssh|bash|zsh|systemd|systemd-journal|dbus-daemon)$"),
-  prefer: z.string().default("(^|/)(vllm|python3?(\\.[0-9]+)?|VLLM.*|ray)$"),
+  /** Process names (/proc/PID/comm, 15 characters) EarlyOOM spares. */
+  avoid: earlyoomRegex.default("^(sshd|ssh|bash|zsh|systemd|systemd-journal|dbus-daemon)$"),
+  /** Process names it kills first: vLLM's server, its workers (VLLM::Worker...), Python, Ray. */
+  prefer: earlyoomRegex.default("^(vllm|python3?(.[0-9]+)?|VLLM.*|ray.*)$"),
 });
 
 export const Host = z.strictObject({

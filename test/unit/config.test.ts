@@ -109,6 +109,14 @@ describe("stack config schema", () => {
     expect(p).toMatch(/a 2-node job must use all 8 GPUs/);
   });
 
+  test("EarlyOOM regexes /bin/sh would expand are refused at preview, not on the host", () => {
+    const v = base() as Record<string, any>;
+    v.host = { earlyoom: { prefer: "python3\\.11", avoid: "$(reboot)" } };
+    const p = problems(v).join("\n");
+    expect(p).toMatch(/host.earlyoom.prefer: may not hold quotes, backslashes/);
+    expect(p).toMatch(/host.earlyoom.avoid: may have `\$` only at the end/);
+  });
+
   test("didYouMean finds near misses and not far ones", () => {
     expect(didYouMean("tensorparalel", ["tensorParallel", "pipelineParallel"])).toBe("tensorParallel");
     expect(didYouMean("zzz", ["tensorParallel"])).toBeUndefined();
