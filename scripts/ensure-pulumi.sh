@@ -2,8 +2,10 @@
 # ensure-pulumi.sh: make the Pulumi engine available, built only from the Go
 # module proxy, into a cache directory outside the repository.
 #
-# Prints progress to stderr and, on stdout, one line: the bin directory to put
-# on PATH (it holds pulumi, pulumi-language-nodejs and the resource plugins).
+# Prints progress to stderr and, on stdout, one line: the directory to put on
+# PATH (pulumi and its language host). The resource plugins are installed in
+# the plugin cache of ${PULUMI_HOME:-<engine dir>/home}; pulumi-env.sh sets
+# PULUMI_HOME to that default when it is unset.
 # `source scripts/pulumi-env.sh` calls this and sets up the environment.
 #
 # Inputs (environment, all optional):
@@ -325,4 +327,29 @@ if [[ -n $failed ]]; then
   fi
   log "going on without:$failed (PULUMI_VLLM_ALLOW_MISSING)"
 fi
-printf '%s\n' "$BIN_DIR"
+
+# ---- 3. lay the engine out the way Pulumi looks for it ---------------------
+# The resource plugins go into the plugin cache ($PULUMI_HOME/plugins/
+# resource-<name>-v<version>/), where the engine finds them by version; on
+# PATH it would use them too, but warn "using ... from $PATH" on every run.
+# PATH gets only pulumi and its bundled language host (links into bin/, which
+# Pulumi recognises as bundled next to itself).
+PLUGIN_HOME=${PULUMI_HOME:-$ENGINE_DIR/home}
+publish_plugin() { # binary-name version
+  local name=${1#pulumi-resource-} dir
+  [[ -x $BIN_DIR/$1 ]] || return 0
+  dir="$PLUGIN_HOME/plugins/resource-$name-v$2"
+  if ! cmp -s "$BIN_DIR/$1" "$dir/$1" 2>/dev/null; then
+    mkdir -p "$dir"
+    ln -f "$BIN_DIR/$1" "$dir/$1" 2>/dev/null || cp -f "$BIN_DIR/$1" "$dir/$1"
+    rm -f "$dir.partial"
+  fi
+}
+publish_plugin pulumi-resource-command "$COMMAND_VERSION"
+publish_plugin pulumi-resource-random "$RANDOM_VERSION"
+PATH_DIR="$ENGINE_DIR/path"
+mkdir -p "$PATH_DIR"
+for b in pulumi pulumi-language-nodejs pulumi-resource-pulumi-nodejs; do
+  [[ -x $BIN_DIR/$b ]] && ln -sfn "$BIN_DIR/$b" "$PATH_DIR/$b"
+done
+printf '%s\n' "$PATH_DIR"

@@ -12,6 +12,8 @@
 #                                                is set); else a fixed development value
 #   PULUMI_BACKEND_URL                           kept if set; else file://<repo>/.pulumi-state
 #   PULUMI_VLLM_ENGINE_BIN                       the engine's bin dir
+#   PULUMI_HOME                                  kept if set; else the engine's home, whose plugin
+#                                                cache holds the command and random plugins
 # Inputs: those of ensure-pulumi.sh (PULUMI_VLLM_CACHE, ...).
 # Returns non-zero (and changes nothing) when the engine cannot be made ready.
 
@@ -27,6 +29,8 @@ pulumi_vllm_env() {
     *) export PATH="$bin:$PATH" ;;
   esac
   export PULUMI_VLLM_ENGINE_BIN="$bin"
+  # The resource plugins are in this home's plugin cache (see ensure-pulumi.sh).
+  export PULUMI_HOME="${PULUMI_HOME:-$(dirname "$bin")/home}"
   export PULUMI_SKIP_UPDATE_CHECK=true
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
   if [[ -z ${PULUMI_CONFIG_PASSPHRASE+x} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then

@@ -21,6 +21,8 @@ export function ensureEngine(): Record<string, string> {
   const state = fs.mkdtempSync(path.join(os.tmpdir(), "pv-e2e-state-"));
   engineEnv = {
     PATH: `${bin}:${process.env.PATH}`,
+    // the plugin cache ensure-pulumi.sh filled (unless the caller has a home of its own)
+    PULUMI_HOME: process.env.PULUMI_HOME ?? path.join(path.dirname(bin), "home"),
     PULUMI_BACKEND_URL: `file://${state}`,
     PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
     PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -72,12 +74,18 @@ export async function removeStack(stack: Stack): Promise<void> {
   }
 }
 
-/** Operations other than `same` in an engine event stream, as "op type::name". */
+/**
+ * What an engine event stream changes: one "op type::name" per resource, `same`
+ * left out, the steps of a replacement (create-replacement, replace,
+ * delete-replaced) folded into one "replace".
+ */
 export function changesOf(events: EngineEvent[]): string[] {
-  const out: string[] = [];
+  const byUrn = new Map<string, string>();
   for (const e of events) {
     const m = e.resourcePreEvent?.metadata;
-    if (m && m.op !== "same" && m.type !== "pulumi:pulumi:Stack") out.push(`${m.op} ${m.urn.split("::").slice(-2).join("::")}`);
+    if (!m || m.op === "same" || m.type === "pulumi:pulumi:Stack") continue;
+    const op = /replace/.test(m.op) ? "replace" : m.op;
+    byUrn.set(m.urn, `${op} ${m.urn.split("::").slice(-2).join("::")}`);
   }
-  return out;
+  return [...byUrn.values()];
 }
