@@ -42,6 +42,9 @@ export function stackConfigFor(sb: Sandbox, servePort: number, patch: (c: Cfg) =
   c.connection = { host: "127.0.0.1", port: sb.port, user: "root", privateKeyPath: sb.privateKey, hostKeyPath: sb.knownHosts };
   c.serving = { ...c.serving, port: servePort };
   c.vllm = { ...c.vllm, findLinks: WHEEL_DIR };
+  // Sandboxes share this machine's kernel, whose /proc/swaps names files by their path in
+  // each sandbox: a path of its own keeps this stack's swapfile apart from the dev stack's.
+  c.host = { ...c.host, swap: { mode: "size", sizeGiB: 0.0625, path: `/swapfile-${sb.name}` } };
   patch(c);
   return c;
 }
