@@ -53,7 +53,7 @@ apt_get() {
   errf=$(mktemp)
   while :; do
     rc=0
-    apt-get -q -y -o DPkg::Lock::Timeout="$LOCK_TIMEOUT" \
+    apt-get -q -y -o DPkg::Lock::Timeout="$LOCK_TIMEOUT" -o Dpkg::Use-Pty=0 \
       -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
       "$@" </dev/null >&2 2>"$errf" || rc=$?
     if (( rc != 0 )) && grep -qE 'Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock' "$errf" \
