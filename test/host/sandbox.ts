@@ -38,10 +38,15 @@
 // (rootfs, per-instance copies under instances/NAME, shared apt .debs).
 // Several sandboxes can run at once: different names and ports.
 // ===================================================================
-import { spawn } from "child_process";
+import { run, sshArgs } from "../lib/process";
+import type { RunResult } from "../lib/process";
 import * as net from "net";
 import * as path from "path";
 import { readStepScript, renderRemoteCommand, shellQuote, stepResult, StepAction } from "../../components/host/remote-command";
+
+// re-exported for the tests that take them from here
+export type { RunResult };
+export { sshArgs };
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 const SANDBOX_DIR = path.join(REPO_ROOT, "scripts", "sandbox");
@@ -58,40 +63,6 @@ export interface Sandbox {
   instanceDir: string;
   pid: number;
   consoleLog: string;
-}
-
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
-    const timer = opts.timeoutMs
-      ? setTimeout(() => {
-          timedOut = true;
-          child.kill("SIGKILL");
-        }, opts.timeoutMs)
-      : undefined;
-    child.on("error", (e) => {
-      if (timer) clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code) => {
-      if (timer) clearTimeout(timer);
-      if (timedOut) stderr += `\n[sandbox.ts] ${cmd} killed after ${opts.timeoutMs} ms`;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on("error", () => undefined); // remote may exit without reading stdin
-    child.stdin.end(opts.stdin ?? "");
-  });
 }
 
 /** A TCP port that is free on 127.0.0.1 right now. */
@@ -120,22 +91,6 @@ export async function shutdownSandbox(sb: Sandbox | string): Promise<void> {
   const name = typeof sb === "string" ? sb : sb.name;
   const r = await run(path.join(SANDBOX_DIR, "down.sh"), [name], { timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`shutdownSandbox(${name}) failed (exit ${r.code}):\n${r.stderr}`);
-}
-
-export function sshArgs(sb: Sandbox): string[] {
-  return [
-    "-T",
-    "-i", sb.privateKey,
-    "-p", String(sb.port),
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", `UserKnownHostsFile=${sb.knownHosts}`,
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", "IdentitiesOnly=yes",
-    "-o", "ConnectTimeout=10",
-    "-o", "LogLevel=ERROR",
-    `${sb.user}@${sb.host}`,
-  ];
 }
 
 /** Run one command string on the sandbox (via root's login shell), like pulumi-command does. */

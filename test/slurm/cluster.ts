@@ -66,10 +66,15 @@
 // (rootfs-slurm-<hash>, clusters under slurm/NAME). Several clusters can run
 // at once (different names).
 // ===================================================================
-import { spawn } from "child_process";
+import { run, sshArgs } from "../lib/process";
+import type { RunResult } from "../lib/process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
+// re-exported for the tests that take them from here
+export type { RunResult };
+export { sshArgs };
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 const SCRIPTS = path.join(REPO_ROOT, "scripts", "slurm-sandbox");
@@ -106,40 +111,6 @@ export interface SlurmCluster {
   /** Wall time of up.sh, and the part of it spent building/reusing the rootfs layer. */
   bootMs: number;
   layerMs: number;
-}
-
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], opts: { stdin?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
-    const timer = opts.timeoutMs
-      ? setTimeout(() => {
-          timedOut = true;
-          child.kill("SIGKILL");
-        }, opts.timeoutMs)
-      : undefined;
-    child.on("error", (e) => {
-      if (timer) clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code) => {
-      if (timer) clearTimeout(timer);
-      if (timedOut) stderr += `\n[cluster.ts] ${cmd} killed after ${opts.timeoutMs} ms`;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on("error", () => undefined); // the remote may exit without reading stdin
-    child.stdin.end(opts.stdin ?? "");
-  });
 }
 
 /** The cache dir the scripts use ($PULUMI_VLLM_CACHE or ~/.cache/pulumi-vllm). */
@@ -204,22 +175,6 @@ export async function shutdownCluster(c: SlurmCluster | string): Promise<void> {
   const name = typeof c === "string" ? c : c.name;
   const r = await run(path.join(SCRIPTS, "down.sh"), [name], { timeoutMs: 180_000 });
   if (r.code !== 0) throw new Error(`shutdownCluster(${name}) failed (exit ${r.code}):\n${r.stderr}`);
-}
-
-export function sshArgs(c: Pick<SlurmCluster, "privateKey" | "port" | "knownHosts" | "user" | "host">): string[] {
-  return [
-    "-T",
-    "-i", c.privateKey,
-    "-p", String(c.port),
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", `UserKnownHostsFile=${c.knownHosts}`,
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", "IdentitiesOnly=yes",
-    "-o", "ConnectTimeout=10",
-    "-o", "LogLevel=ERROR",
-    `${c.user}@${c.host}`,
-  ];
 }
 
 /** Run one command string on the login node (root's login shell). */
