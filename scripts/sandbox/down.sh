@@ -54,6 +54,13 @@ if [[ -f $INST/pid ]]; then
       for _ in $(seq 1 20); do ours "$PID" || break; sleep 0.5; done
     fi
     ours "$PID" && die "nspawn pid $PID of sandbox '$NAME' does not exit"
+    # A killed nspawn leaves its container's init (and sshd on the port) running:
+    # end that init too, which takes the container's whole PID namespace with it.
+    if [[ $init_pid =~ ^[0-9]+$ && -d /proc/$init_pid ]] &&
+      [[ $(readlink "/proc/$init_pid/root" 2>/dev/null) == "$ROOT" ]]; then
+      log "killing the orphaned container init (pid $init_pid)"
+      kill -KILL "$init_pid" 2>/dev/null || true
+    fi
   fi
 fi
 
