@@ -7,6 +7,7 @@ import { ConfigError } from "./components/config/errors";
 import { decodeEngineConfig, parseStackConfig, PROJECT } from "./components/config/load";
 import { makePlan, Plan, PlanError } from "./components/plan/plan";
 import { shellQuote } from "./components/plan/launch";
+import { round } from "./components/plan/host-memory";
 import { sshConnection, useSudo } from "./components/host/connection";
 import { SingleHost } from "./components/topologies/single-host";
 import { SlurmCluster } from "./components/topologies/slurm-cluster";
@@ -49,8 +50,8 @@ function planSummary(p: Plan) {
   return {
     model: p.model.id,
     weightFormat: p.model.weightFormat,
-    weightsGiBPerGpu: Math.round(p.gpu.weightsGiB * 100) / 100,
-    kvCacheGiBPerGpu: Math.round(p.gpu.kvCacheGiB * 100) / 100,
+    weightsGiBPerGpu: round(p.gpu.weightsGiB),
+    kvCacheGiBPerGpu: round(p.gpu.kvCacheGiB),
     kvCacheTokens: p.gpu.kvCacheTokens,
     maxModelLen: p.launch.maxModelLen,
     maxConcurrency: p.gpu.maxConcurrency,

@@ -12,7 +12,7 @@
 // Secrets are sourced from a 0600 file on the shared filesystem; the script
 // itself holds none.
 import type { SlurmStackConfig } from "../config/schema";
-import type { Launch } from "./launch";
+import { Launch, shellQuote as q } from "./launch";
 
 export interface BatchInput {
   config: SlurmStackConfig;
@@ -21,10 +21,6 @@ export interface BatchInput {
   secretsFile: string;
 }
 
-/** POSIX single quotes: one word, any content. */
-export function q(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 export function secretsFileOf(c: SlurmStackConfig): string {
   return `${c.slurm.secretsDir ?? `${c.slurm.sharedCacheDir}/secrets`}/${c.slurm.jobName}.env`;
