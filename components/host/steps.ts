@@ -12,9 +12,6 @@ type VllmConfig = StackConfig["vllm"];
 type Common = Pick<HostStepArgs, "connection" | "sudo">;
 type Opts = pulumi.ComponentResourceOptions;
 
-/** vLLM's JIT needs a compiler and headers (seed 001: "JIT failed" until python3-dev and libnuma-dev). */
-export const TOOLCHAIN_PACKAGES = ["build-essential", "python3-dev", "libnuma-dev", "pkg-config", "curl", "ca-certificates"];
-
 export class Toolchain extends HostStep {
   constructor(name: string, a: Common & { packages: string[]; aptLockTimeoutSeconds: number }, opts?: Opts) {
     super("toolchain", name, { ...a, params: { PV_PACKAGES: a.packages.join(" "), PV_APT_LOCK_TIMEOUT: String(a.aptLockTimeoutSeconds) } }, opts, "pulumi-vllm:host:Toolchain");

@@ -11,6 +11,9 @@ import { Launch, renderLaunch } from "./launch";
 import { checkForVersion, compareVersions } from "./vllm-versions";
 import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
 
+/** vLLM's JIT needs a compiler and headers (seed 001: "JIT failed" until python3-dev and libnuma-dev); the steps need curl. */
+export const TOOLCHAIN_PACKAGES = ["build-essential", "python3-dev", "libnuma-dev", "pkg-config", "curl", "ca-certificates"];
+
 export interface Step {
   name: string;
   what: string;
@@ -255,7 +258,7 @@ export function planSteps(c: StackConfig, host: HostPlan): Step[] {
     ];
   }
   const steps: Step[] = [
-    { name: "toolchain", what: `apt: build-essential python3-dev libnuma-dev pkg-config${c.host.extraPackages.length ? " " + c.host.extraPackages.join(" ") : ""} (for vLLM's JIT)` },
+    { name: "toolchain", what: `apt: ${[...TOOLCHAIN_PACKAGES, ...c.host.extraPackages].join(" ")} (vLLM's JIT needs a compiler and headers)` },
   ];
   steps.push(
     host.swapGiB > 0

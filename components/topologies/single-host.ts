@@ -3,9 +3,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { types } from "@pulumi/command";
 import type { SingleStackConfig } from "../config/schema";
-import type { Plan } from "../plan/plan";
+import { Plan, TOOLCHAIN_PACKAGES } from "../plan/plan";
 import { toMiB } from "../plan/host-memory";
-import { EarlyOom, LaunchUnit, Swapfile, Toolchain, TOOLCHAIN_PACKAGES, UvVenv, VllmInstall } from "../host/steps";
+import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, VllmInstall } from "../host/steps";
 
 export interface SingleHostArgs {
   config: SingleStackConfig;
