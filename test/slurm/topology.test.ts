@@ -125,6 +125,15 @@ test("a partition that does not exist fails up with SLURM's error", async () => 
   expect(await squeue()).toBe("");
 });
 
+test("a job that pends too long is cancelled and fails up with SLURM's reason", async () => {
+  stack = await openStack(stack.name, config((x) => {
+    x.slurm.extraSbatch = ["--begin=now+1hour"]; // holds the job: reason BeginTime
+    x.slurm.pendingTimeoutMinutes = 0.2;
+  }));
+  await expect(up()).rejects.toThrow(/pended longer than 12 s \(SLURM reason: BeginTime\); cancelled it -> /);
+  expect(await squeue()).toBe("");
+});
+
 test("a job that hits its time limit fails up with SLURM's reason and the log tail", async () => {
   stack = await openStack(stack.name, config((x) => {
     x.slurm.timeLimit = "00:01:00";
