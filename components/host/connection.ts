@@ -1,17 +1,12 @@
-// The SSH connection of every host step, from the stack config. The private
-// key is a Pulumi secret (from secret config or a local file read at run
-// time); the host key is pinned unless the stack explicitly opts out.
+// The SSH connection of every host step, from a server's args. The private
+// key is a Pulumi secret (an input, or a local file read at run time); the
+// host key is pinned unless the args explicitly opt out.
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import type { types } from "@pulumi/command";
 import type { StackConfig } from "../config/schema";
 import { resolveLocalPath } from "../config/load";
-
-export interface ConnectionSources {
-  projectDir: string;
-  /** secret config `sshPrivateKey`, when the stack sets it */
-  secretKey?: pulumi.Output<string>;
-}
+import type { SshConnection } from "../api/args";
 
 function readLocal(p: string, projectDir: string, what: string): string {
   const file = resolveLocalPath(p, projectDir);
@@ -34,26 +29,36 @@ export function hostKeyOf(c: StackConfig["connection"], projectDir: string): str
   return undefined;
 }
 
-export function sshConnection(c: StackConfig["connection"], src: ConnectionSources): types.input.remote.ConnectionArgs {
+/**
+ * The remote.Command connection of a server's args: Input fields pass through
+ * (a VM's address may be unknown until it exists), the keys become secrets on
+ * entry, local key files are read now (a missing file fails preview).
+ */
+export function connectionArgs(c: SshConnection, projectDir: string): types.input.remote.ConnectionArgs {
   const privateKey: pulumi.Input<string> = c.privateKeyPath
-    ? pulumi.secret(readLocal(c.privateKeyPath, src.projectDir, "connection.privateKeyPath"))
-    : src.secretKey!;
+    ? pulumi.secret(readLocal(c.privateKeyPath, projectDir, "connection.privateKeyPath"))
+    : pulumi.secret(c.privateKey!);
+  const hostKey = c.hostKey ?? (c.hostKeyPath ? hostKeyOf({ hostKeyPath: c.hostKeyPath } as StackConfig["connection"], projectDir) : undefined);
   const jump = c.jump;
   return {
     host: c.host,
-    port: c.port,
-    user: c.user,
+    port: c.port ?? 22,
+    user: c.user ?? "root",
     privateKey,
-    hostKey: hostKeyOf(c, src.projectDir),
-    perDialTimeout: c.dialTimeoutSeconds,
-    dialErrorLimit: c.dialErrorLimit,
+    hostKey,
+    perDialTimeout: c.dialTimeoutSeconds ?? 15,
+    dialErrorLimit: c.dialErrorLimit ?? 10,
     ...(jump
       ? {
           proxy: {
             host: jump.host,
-            port: jump.port,
-            user: jump.user,
-            privateKey: jump.privateKeyPath ? pulumi.secret(readLocal(jump.privateKeyPath, src.projectDir, "connection.jump.privateKeyPath")) : privateKey,
+            port: jump.port ?? 22,
+            user: jump.user ?? "root",
+            privateKey: jump.privateKeyPath
+              ? pulumi.secret(readLocal(jump.privateKeyPath, projectDir, "connection.jump.privateKeyPath"))
+              : jump.privateKey !== undefined
+                ? pulumi.secret(jump.privateKey)
+                : privateKey,
             hostKey: jump.hostKey,
           },
         }
@@ -61,6 +66,8 @@ export function sshConnection(c: StackConfig["connection"], src: ConnectionSourc
   };
 }
 
-export function useSudo(c: StackConfig["connection"]): boolean {
-  return c.sudo ?? c.user !== "root";
+/** Steps run through `sudo -n` unless told otherwise or the user is root (the user may be an Output). */
+export function sudoFor(c: Pick<SshConnection, "sudo" | "user">): pulumi.Output<boolean> {
+  if (c.sudo !== undefined) return pulumi.output(c.sudo);
+  return pulumi.output(c.user ?? "root").apply((u) => u !== "root");
 }

@@ -2,14 +2,17 @@
 // over SSH as a remote.Command. The script's hash is a trigger, so editing
 // the script re-runs it; parameters travel as `env` arguments of the command
 // (see remote-command.ts) and secrets on stdin; the delete command undoes
-// what create did.
+// what create did. The delete carries only the parameters its script reads
+// on delete (`deleteParams`): the rest it takes from what create recorded on
+// the host, so a changed setting is not shown twice in a preview's diff.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { readStepScript, renderRemoteCommand, renderStdin, scriptHash } from "./remote-command";
 
 export interface HostStepArgs {
   connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
-  sudo: boolean;
+  /** Run through `sudo -n`. */
+  sudo: pulumi.Input<boolean>;
   /** PV_* parameters of the script. */
   params: pulumi.Input<Record<string, string>>;
   /** Secrets for the script's stdin (NAME=value lines); kept secret in state and diffs. */
@@ -18,6 +21,8 @@ export interface HostStepArgs {
   triggers?: pulumi.Input<unknown>[];
   /** The script's output may quote secrets (journal tails): keep it out of diffs and state. */
   secretOutput?: boolean;
+  /** The PV_* parameters the script reads on delete; default: all of them. */
+  deleteParams?: string[];
 }
 
 export class HostStep extends pulumi.ComponentResource {
@@ -29,10 +34,14 @@ export class HostStep extends pulumi.ComponentResource {
     super(type, name, {}, opts);
     const script = readStepScript(step);
     const render = (action: "create" | "delete") =>
-      pulumi.output(args.params).apply((env) => renderRemoteCommand({ step, script, action, env, sudo: args.sudo }));
+      pulumi.all([args.params, args.sudo]).apply(([env, sudo]) =>
+        renderRemoteCommand({ step, script, action, env: action === "delete" ? onDelete(env, args.deleteParams) : env, sudo }),
+      );
     const stdin = args.secrets ? pulumi.secret(pulumi.output(args.secrets).apply((s) => renderStdin(s as Record<string, string>))) : undefined;
     this.command = new command.remote.Command(
-      step,
+      // Named after the step component (which carries the server's name), so two servers in one
+      // program get distinct URNs; the alias is the name releases up to 0.1.0 used.
+      name,
       {
         connection: args.connection,
         create: render("create"),
@@ -44,6 +53,7 @@ export class HostStep extends pulumi.ComponentResource {
       },
       {
         parent: this,
+        aliases: [{ name: step }],
         // A component's dependsOn does not hold back its children: the command itself must wait.
         dependsOn: opts?.dependsOn,
         // The old step's delete must run before the new create, or it would undo the new state.
@@ -54,4 +64,10 @@ export class HostStep extends pulumi.ComponentResource {
     this.result = this.command.stdout.apply((out) => out.trim().split("\n").pop() ?? "");
     this.registerOutputs({ result: this.result });
   }
+}
+
+/** The parameters a delete needs: those named, when the step names them. */
+export function onDelete(env: Record<string, string>, names: string[] | undefined): Record<string, string> {
+  if (!names) return env;
+  return Object.fromEntries(Object.entries(env).filter(([k]) => names.includes(k)));
 }

@@ -131,7 +131,9 @@ export class LaunchUnit extends pulumi.ComponentResource {
   readonly envFile: string;
 
   constructor(name: string, a: LaunchUnitArgs, opts?: Opts) {
-    super("pulumi-vllm:host:LaunchUnit", name, {}, opts);
+    // The command line, one flag and its value per entry, recorded as this component's inputs: a
+    // preview's --diff then names the flag that changed (the unit text inside the step's command is one long line).
+    super("pulumi-vllm:host:LaunchUnit", name, { unitName: a.unitName, command: flagLines(a.argv), environment: a.env }, opts);
     this.envFile = `/etc/pulumi-vllm/${a.unitName.replace(/\.service$/, "")}.env`;
     this.unitText = renderUnit({
       unitName: a.unitName,
@@ -162,6 +164,8 @@ export class LaunchUnit extends pulumi.ComponentResource {
         },
         secrets: a.secrets,
         secretOutput: true,
+        // delete stops the unit and removes its files: it needs their names, not the unit's content.
+        deleteParams: ["PV_UNIT_NAME", "PV_ENV_FILE"],
       },
       { parent: this, dependsOn: opts?.dependsOn },
     );
@@ -183,9 +187,23 @@ export class LaunchUnit extends pulumi.ComponentResource {
         // a digest of a random key reveals nothing, and keeps the gate's diff readable).
         triggers: [this.unit.command.create, pulumi.unsecret(this.unit.command.stdin.apply((x) => createHash("sha256").update(x ?? "").digest("hex")))],
         secretOutput: true,
+        // delete does nothing.
+        deleteParams: [],
       },
       { parent: this, dependsOn: [this.unit] },
     );
     this.registerOutputs({});
   }
+}
+
+/** argv as display lines: the program and its positional words, then each flag with its value. */
+export function flagLines(argv: string[]): string[] {
+  const lines: string[] = [];
+  for (const a of argv) {
+    const last = lines[lines.length - 1];
+    const takesValue = lines.length === 1 || (last !== undefined && /^--[^ =]+$/.test(last));
+    if (last === undefined || a.startsWith("--") || !takesValue) lines.push(a);
+    else lines[lines.length - 1] = `${last} ${a}`;
+  }
+  return lines;
 }

@@ -1,5 +1,7 @@
 // topology: single — one box (a rig, a workstation) brought from bare
-// Debian/Ubuntu to a serving vLLM by the host steps, in order.
+// Debian/Ubuntu to a serving vLLM by the host steps, in order. The steps are
+// children of the server component that calls this (VllmServer), each named
+// after it: two servers in one program never collide.
 import * as pulumi from "@pulumi/pulumi";
 import type { types } from "@pulumi/command";
 import type { SingleStackConfig } from "../config/schema";
@@ -7,77 +9,62 @@ import { Plan, TOOLCHAIN_PACKAGES } from "../plan/plan";
 import { toMiB } from "../plan/host-memory";
 import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, VllmInstall } from "../host/steps";
 
-export interface SingleHostArgs {
+export interface SingleHostSteps {
   config: SingleStackConfig;
   plan: Plan;
   connection: types.input.remote.ConnectionArgs;
-  sudo: boolean;
+  sudo: pulumi.Input<boolean>;
   /** VLLM_API_KEY (when the policy is not none) and HF_TOKEN (when set), as secrets. */
   secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** What the first step waits for (the server's own dependsOn: children do not inherit it). */
+  dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]> | pulumi.Input<pulumi.Resource>;
 }
 
-export class SingleHost extends pulumi.ComponentResource {
-  readonly endpoint: string;
-  readonly unitName: string;
-  readonly launch: LaunchUnit;
-  readonly steps: pulumi.Resource[];
+/** The steps of one host, as children of `parent`; returns the launch unit (whose gate says the server is ready). */
+export function singleHostSteps(parent: pulumi.Resource, name: string, a: SingleHostSteps): LaunchUnit {
+  const c = a.config;
+  const common = { connection: a.connection, sudo: a.sudo };
+  const child = (dependsOn: pulumi.Resource[]) => ({ parent, dependsOn });
 
-  constructor(name: string, a: SingleHostArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("pulumi-vllm:topology:SingleHost", name, {}, opts);
-    const c = a.config;
-    const common = { connection: a.connection, sudo: a.sudo };
-    const child = (dependsOn: pulumi.Resource[]) => ({ parent: this, dependsOn });
-
-    const toolchain = new Toolchain(`${name}-toolchain`, { ...common, packages: [...TOOLCHAIN_PACKAGES, ...c.host.extraPackages], aptLockTimeoutSeconds: c.host.aptLockTimeoutSeconds }, child([]));
-    const swap = new Swapfile(
-      `${name}-swapfile`,
-      { ...common, path: c.host.swap.mode === "off" ? "/swapfile" : c.host.swap.path, sizeMiB: toMiB(a.plan.host.swapGiB) },
-      child([toolchain]),
+  const toolchain = new Toolchain(
+    `${name}-toolchain`,
+    { ...common, packages: [...TOOLCHAIN_PACKAGES, ...c.host.extraPackages], aptLockTimeoutSeconds: c.host.aptLockTimeoutSeconds },
+    { parent, dependsOn: a.dependsOn },
+  );
+  const swap = new Swapfile(
+    `${name}-swapfile`,
+    { ...common, path: c.host.swap.mode === "off" ? "/swapfile" : c.host.swap.path, sizeMiB: toMiB(a.plan.host.swapGiB) },
+    child([toolchain]),
+  );
+  const guards: pulumi.Resource[] = [swap];
+  if (c.host.earlyoom.enabled) {
+    const e = c.host.earlyoom;
+    guards.push(
+      new EarlyOom(
+        `${name}-earlyoom`,
+        { ...common, memPercent: e.memPercent, swapPercent: e.swapPercent, avoid: e.avoid, prefer: e.prefer, aptLockTimeoutSeconds: c.host.aptLockTimeoutSeconds },
+        child([swap]),
+      ),
     );
-    const guards: pulumi.Resource[] = [swap];
-    if (c.host.earlyoom.enabled) {
-      const e = c.host.earlyoom;
-      guards.push(
-        new EarlyOom(
-          `${name}-earlyoom`,
-          { ...common, memPercent: e.memPercent, swapPercent: e.swapPercent, avoid: e.avoid, prefer: e.prefer, aptLockTimeoutSeconds: c.host.aptLockTimeoutSeconds },
-          child([swap]),
-        ),
-      );
-    }
-    const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: c.host.venvPath, python: c.vllm.python }, child([toolchain]));
-    const install = new VllmInstall(
-      `${name}-vllm-install`,
-      {
-        ...common,
-        venvPath: c.host.venvPath,
-        uvBin: venv.uvBin,
-        vllm: c.vllm,
-      },
-      child([venv]),
-    );
-    this.unitName = c.host.unitName;
-    this.launch = new LaunchUnit(
-      `${name}-launch`,
-      {
-        ...common,
-        unitName: c.host.unitName,
-        // The version is in the unit so that a vLLM upgrade restarts the server.
-        description: `vLLM ${c.vllm.version} serving ${a.plan.launch.servedModelName} (pulumi-vllm)`,
-        argv: a.plan.launch.argv,
-        env: a.plan.launch.env,
-        secrets: a.secrets,
-        requiredSecrets: a.plan.launch.secretEnv.filter((n) => n === "VLLM_API_KEY"),
-        bindHost: c.serving.bindHost,
-        port: c.serving.port,
-        readinessTimeoutSeconds: Math.round(c.host.readinessTimeoutMinutes * 60),
-        servedModelName: a.plan.launch.servedModelName,
-      },
-      child([install, ...guards]),
-    );
-    this.steps = [toolchain, swap, ...guards.slice(1), venv, install, this.launch];
-    const host = c.serving.bindHost === "0.0.0.0" ? c.connection.host : c.serving.bindHost;
-    this.endpoint = `http://${host}:${c.serving.port}/v1`;
-    this.registerOutputs({ endpoint: this.endpoint });
   }
+  const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: c.host.venvPath, python: c.vllm.python }, child([toolchain]));
+  const install = new VllmInstall(`${name}-vllm-install`, { ...common, venvPath: c.host.venvPath, uvBin: venv.uvBin, vllm: c.vllm }, child([venv]));
+  return new LaunchUnit(
+    `${name}-launch`,
+    {
+      ...common,
+      unitName: c.host.unitName,
+      // The version is in the unit so that a vLLM upgrade restarts the server.
+      description: `vLLM ${c.vllm.version} serving ${a.plan.launch.servedModelName} (pulumi-vllm)`,
+      argv: a.plan.launch.argv,
+      env: a.plan.launch.env,
+      secrets: a.secrets,
+      requiredSecrets: a.plan.launch.secretEnv.filter((n) => n === "VLLM_API_KEY"),
+      bindHost: c.serving.bindHost,
+      port: c.serving.port,
+      readinessTimeoutSeconds: Math.round(c.host.readinessTimeoutMinutes * 60),
+      servedModelName: a.plan.launch.servedModelName,
+    },
+    child([install, ...guards]),
+  );
 }

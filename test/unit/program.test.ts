@@ -1,6 +1,6 @@
-// The program's shape under Pulumi mocks: which resources index.ts makes for
-// a single-host stack, what their commands carry, and that secrets stay
-// secret. (Provisioning itself is proven on a real host: test/host, test/e2e.)
+// The stack program's shape under Pulumi mocks: which resources index.ts
+// makes for a single-host stack (through VllmServer), what their commands
+// carry, and that secrets stay secret. (Provisioning itself is proven on a real host: test/host, test/e2e.)
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -71,17 +71,27 @@ describe("index.ts for a single-host stack", () => {
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  const commands = () => registered.filter((r) => r.type === "command:remote:Command");
+  // each command is named after its step component: <server>-<step>, the launch unit's two under <server>-launch
+  const stepOf = (name: string) => name.replace(/^vllm-(launch-)?/, "").replace(/^unit$/, "launch-unit");
+  const commands = () => registered.filter((r) => r.type === "command:remote:Command").map((r) => ({ ...r, name: stepOf(r.name) }));
 
   test("one component and one remote command per host step, plus the launch unit's readiness gate", () => {
     const types = registered.map((r) => r.type);
     for (const t of ["Toolchain", "Swapfile", "EarlyOom", "UvVenv", "VllmInstall", "LaunchUnit"]) expect(types).toContain(`pulumi-vllm:host:${t}`);
-    expect(types).toContain("pulumi-vllm:topology:SingleHost");
-    expect(commands().map((c) => c.name).sort()).toEqual(["earlyoom", "launch-unit", "readiness", "swapfile", "toolchain", "uv-venv", "vllm-install"]);
+    expect(types).toContain("pulumi-vllm:index:VllmServer");
+    expect(registered.filter((r) => r.type === "command:remote:Command").map((c) => c.name).sort()).toEqual([
+      "vllm-earlyoom",
+      "vllm-launch-readiness",
+      "vllm-launch-unit",
+      "vllm-swapfile",
+      "vllm-toolchain",
+      "vllm-uv-venv",
+      "vllm-vllm-install",
+    ]);
   });
 
   test("each step's command waits for the steps before it", () => {
-    const deps = (name: string) => dependencies[name] ?? [];
+    const deps = (step: string) => (Object.entries(dependencies).find(([n, d]) => stepOf(n) === step && d.length) ?? [, []])[1]!.map(stepOf);
     expect(deps("swapfile")).toContain("toolchain");
     expect(deps("earlyoom")).toContain("swapfile");
     expect(deps("uv-venv")).toContain("toolchain");
@@ -93,7 +103,7 @@ describe("index.ts for a single-host stack", () => {
   test("each command runs its script with PV_* parameters, has a delete, the script hash as trigger, no SSH setenv", () => {
     for (const c of commands()) {
       expect(c.inputs.create).toMatch(new RegExp(`^env PV_ACTION=create .* bash -c '.*' pv-${c.name}$`, "s"));
-      expect(c.inputs.delete).toMatch(/^env PV_ACTION=delete /);
+      expect(c.inputs.delete).toMatch(new RegExp(`^env PV_ACTION=delete .* pv-${c.name}$`, "s"));
       expect(plain(c.inputs.triggers)[0]).toMatch(/^[0-9a-f]{64}$/);
       expect(c.inputs.environment).toBeUndefined();
       expect(plain(c.inputs.connection).privateKey).toContain("mock");
@@ -129,13 +139,13 @@ describe("index.ts for a single-host stack", () => {
   });
 
   test("stack outputs: endpoint, served model, unit name, plan summary; the API key is a secret", async () => {
-    expect(program.endpoint).toBe("http://127.0.0.1:8000/v1");
-    expect(program.servedModelName).toBe("openai/gpt-oss-20b");
-    expect(program.unitName).toBe("vllm.service");
-    expect(program.plan.maxModelLen).toBe(16384);
-    expect(program.tunnel).toBe("ssh -N -L 8000:127.0.0.1:8000 -p 2222 root@10.1.2.3");
+    expect(await outputValue(program.endpoint)).toBe("http://127.0.0.1:8000/v1");
+    expect(await outputValue(program.servedModelName)).toBe("openai/gpt-oss-20b");
+    expect(await outputValue(program.unitName)).toBe("vllm.service");
+    expect((await outputValue<any>(program.plan)).maxModelLen).toBe(16384);
+    expect(await outputValue(program.tunnel)).toBe("ssh -N -L 8000:127.0.0.1:8000 -p 2222 root@10.1.2.3");
     expect(await outputValue(program.apiKey)).toBe(API_KEY);
     expect(await isSecret(program.apiKey)).toBe(true);
-    expect(JSON.stringify(program.plan)).not.toContain(API_KEY);
+    expect(JSON.stringify(await outputValue(program.plan))).not.toContain(API_KEY);
   });
 });
