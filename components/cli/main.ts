@@ -11,7 +11,9 @@
 import * as path from "path";
 import { ConfigError, didYouMean } from "../config/errors";
 import { loadStackFile, LoadedConfig, parseStackConfig } from "../config/load";
-import { makePlan, Plan, PlanError } from "../plan/plan";
+import { Plan, PlanError } from "../plan/plan";
+import { planVllmServer, planVllmSlurmServer, ServerArgsError } from "../api/plan-args";
+import { argsOfStackConfig, secretStandIns } from "../api/stack-config";
 import { renderPlanText, planJson } from "./render";
 
 const USAGE = `usage:
@@ -97,15 +99,21 @@ export function adHocConfig(flags: Record<string, string | boolean>): LoadedConf
   return parseStackConfig(values, "command line");
 }
 
+/** The plan of a stack's config, made by the library's own plan function (what `new VllmServer` runs first). */
+export function planOfStack(loaded: LoadedConfig, where: string): Plan {
+  const server = argsOfStackConfig(loaded.config, secretStandIns(loaded));
+  return server.topology === "slurm" ? planVllmSlurmServer(server.args, where).plan : planVllmServer(server.args, where).plan;
+}
+
 export function planFromFlags(flags: Record<string, string | boolean>, cwd: string): { plan: Plan; stack?: string; loaded: LoadedConfig } {
   if (flags.stack !== undefined) {
     const dir = path.resolve(cwd, (flags.dir as string) ?? ".");
     const stack = String(flags.stack);
     const loaded = loadStackFile(path.join(dir, `Pulumi.${stack}.yaml`));
-    return { plan: makePlan(loaded), stack, loaded };
+    return { plan: planOfStack(loaded, `stack ${stack}`), stack, loaded };
   }
   const loaded = adHocConfig(flags);
-  return { plan: makePlan(loaded), loaded };
+  return { plan: planOfStack(loaded, "command line"), loaded };
 }
 
 export async function main(argv: string[], out = process.stdout, err = process.stderr, cwd = process.cwd()): Promise<number> {
@@ -124,7 +132,7 @@ export async function main(argv: string[], out = process.stdout, err = process.s
     out.write(flags.json ? JSON.stringify(planJson(plan, stack), null, 2) + "\n" : renderPlanText(plan, loaded.config, stack));
     return plan.fits ? 0 : 2;
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof PlanError) {
+    if (e instanceof ConfigError || e instanceof PlanError || e instanceof ServerArgsError) {
       err.write(e.message + "\n");
       return 1;
     }

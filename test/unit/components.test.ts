@@ -1,0 +1,254 @@
+// VllmServer and VllmSlurmServer as a library user composes them, under Pulumi
+// mocks: names, options reaching the commands, Input connection fields, the
+// errors before anything is registered, and what a preview diff will show.
+// (Aliases and replacements need the real engine: test/e2e/upgrade.test.ts.)
+import * as pulumi from "@pulumi/pulumi";
+
+interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+  provider?: string;
+}
+const registered: Registered[] = [];
+const requests: { type: string; name: string; dependencies: string[]; aliases: { name?: string; type?: string; noParent?: boolean; parentUrn?: string }[] }[] = [];
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registered.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider });
+      const state =
+        args.type === "random:index/randomPassword:RandomPassword"
+          ? { ...args.inputs, result: `key-of-${args.name}` }
+          : args.type === "test:index:Vm"
+            ? { publicIp: "203.0.113.7" }
+            : { ...args.inputs, stdout: /pv-readiness$/.test(args.inputs.create ?? "") ? "ready: http://x serves m (active, MainPID 1) after 1s\nunchanged\n" : "changed\n", stderr: "" };
+      return { id: `${args.name}-id`, state };
+    },
+    call: (args) => args.inputs,
+  },
+  "pulumi-vllm",
+  "libstack",
+  false,
+);
+const monitor = pulumi.runtime.getMonitor() as any;
+const register = monitor.registerResource.bind(monitor);
+monitor.registerResource = (req: any, cb: any) => {
+  requests.push({
+    type: req.getType(),
+    name: req.getName(),
+    dependencies: req.getDependenciesList(),
+    aliases: req.getAliasesList().map((a: any) => {
+      const s = a.getSpec?.();
+      return s ? { name: s.getName(), type: s.getType(), noParent: s.getNoparent(), parentUrn: s.getParenturn() } : {};
+    }),
+  });
+  return register(req, cb);
+};
+
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2s";
+// Inputs that hold a secret arrive as { <sig>: ..., value } under mocks.
+const plain = (v: any): any => (v && typeof v === "object" && "value" in v && Object.keys(v).some((k) => /^[0-9a-f]{32}$/.test(k)) ? v.value : v);
+class Vm extends pulumi.CustomResource {
+  declare readonly publicIp: pulumi.Output<string>;
+  constructor(name: string) {
+    super("test:index:Vm", name, { publicIp: undefined });
+  }
+}
+const outputValue = <T>(o: pulumi.Output<T>): Promise<T> => new Promise((resolve) => o.apply(resolve));
+const settle = () => new Promise((r) => setTimeout(r, 100));
+
+type Lib = typeof import("../../src");
+let lib: Lib;
+beforeAll(async () => {
+  lib = await import("../../src");
+});
+
+function args(over: Partial<import("../../src").VllmServerArgs> = {}): import("../../src").VllmServerArgs {
+  return {
+    connection: { host: "10.0.0.1", privateKey: "-----BEGIN KEY-----", hostKey: HOST_KEY },
+    hardware: { gpuCount: 1, gpuMemoryGiB: 24, hostRamGiB: 64, freeDiskGiB: 500 },
+    model: { id: "Qwen/Qwen2.5-7B-Instruct" },
+    serving: { maxModelLen: 8192 },
+    vllm: { version: "0.11.0" },
+    ...over,
+  };
+}
+
+const commandsOf = (server: string) => registered.filter((r) => r.type === "command:remote:Command" && r.name.startsWith(`${server}-`));
+
+describe("two VllmServers in one program", () => {
+  beforeAll(async () => {
+    new lib.VllmServer("box-a", args());
+    new lib.VllmServer("box-b", args({ connection: { host: "10.0.0.2", privateKey: "k", hostKey: HOST_KEY }, host: { unitName: "vllm-b.service" } }));
+    await settle();
+  });
+
+  test("every resource has its own type+name (the URN): no collision", () => {
+    const urns = registered.map((r) => `${r.type}::${r.name}`);
+    expect(new Set(urns).size).toBe(urns.length);
+    expect(commandsOf("box-a")).toHaveLength(7);
+    expect(commandsOf("box-b")).toHaveLength(7);
+  });
+
+  test("each command goes to its own host, and is named after its component, aliased to the step name", () => {
+    for (const c of commandsOf("box-b")) expect(plain(c.inputs.connection).host).toBe("10.0.0.2");
+    const tool = requests.find((r) => r.type === "command:remote:Command" && r.name === "box-a-toolchain")!;
+    expect(tool.aliases).toContainEqual(expect.objectContaining({ name: "toolchain" }));
+    const server = requests.find((r) => r.name === "box-a" && r.type === "pulumi-vllm:index:VllmServer")!;
+    expect(server.aliases).toContainEqual(expect.objectContaining({ type: "pulumi-vllm:topology:SingleHost" }));
+    // only the 0.1.0 stack program's server ("vllm") aliases its key to the old top-level name
+    const key = requests.find((r) => r.name === "box-a-api-key")!;
+    expect(key.aliases).toEqual([]);
+  });
+
+  test("a generated API key per server, each a secret", async () => {
+    expect(registered.filter((r) => r.type === "random:index/randomPassword:RandomPassword").map((r) => r.name)).toEqual(["box-a-api-key", "box-b-api-key"]);
+  });
+});
+
+describe("Inputs, options and outputs", () => {
+  test("connection.host from another resource: endpoint and tunnel are built from it", async () => {
+    const vm = new Vm("vm");
+    const ip = vm.publicIp;
+    const s = new lib.VllmServer("from-vm", args({ connection: { host: ip, user: "ubuntu", privateKey: pulumi.secret("k"), hostKey: HOST_KEY }, serving: { bindHost: "0.0.0.0", port: 9000 } }), {
+      dependsOn: [vm],
+    });
+    expect(await outputValue(s.endpoint)).toBe("http://203.0.113.7:9000/v1");
+    expect(s.tunnel).toBeUndefined();
+    await settle();
+    const cmds = commandsOf("from-vm");
+    expect(cmds.every((c) => plain(c.inputs.connection).host === "203.0.113.7" && plain(c.inputs.connection).user === "ubuntu")).toBe(true);
+    // not root: sudo
+    expect(cmds.every((c) => c.inputs.create.startsWith("sudo -n env "))).toBe(true);
+    // dependsOn reaches the first step's command (children do not inherit it)
+    const first = requests.find((r) => r.type === "command:remote:Command" && r.name === "from-vm-toolchain")!;
+    expect(first.dependencies.some((u) => u.endsWith("::vm"))).toBe(true);
+    expect(await outputValue(s.ready)).toMatch(/^ready: /);
+  });
+
+  test("a provider given to the server reaches every command", async () => {
+    const command = await import("@pulumi/command");
+    const prov = new command.Provider("cmd");
+    new lib.VllmServer("with-provider", args(), { providers: [prov] });
+    await settle();
+    const cmds = commandsOf("with-provider");
+    expect(cmds).toHaveLength(7);
+    for (const c of cmds) expect(c.provider).toMatch(/::cmd::/);
+  });
+
+  test("outputs: servedModelName, unitName, tunnel through the ssh port and user, plan, apiKey secret", async () => {
+    const s = new lib.VllmServer("outs", args({ connection: { host: "h1", port: 2200, user: "root", privateKey: "k", hostKey: HOST_KEY }, apiKey: "given-key" }));
+    expect(await outputValue(s.servedModelName)).toBe("Qwen/Qwen2.5-7B-Instruct");
+    expect(await outputValue(s.unitName)).toBe("vllm.service");
+    expect(await outputValue(s.tunnel!)).toBe("ssh -N -L 8000:127.0.0.1:8000 -p 2200 root@h1");
+    expect((await outputValue(s.plan)).maxModelLen).toBe(8192);
+    expect(await outputValue(s.apiKey!)).toBe("given-key");
+    expect(await (s.apiKey as any).isSecret).toBe(true);
+    await settle();
+    expect(registered.some((r) => r.name === "outs-api-key")).toBe(false);
+  });
+});
+
+describe("readable previews", () => {
+  let a: Registered[];
+  let b: Registered[];
+  beforeAll(async () => {
+    new lib.VllmServer("len-a", args({ serving: { maxModelLen: 8192 } }));
+    new lib.VllmServer("len-b", args({ serving: { maxModelLen: 4096 } }));
+    await settle();
+    a = commandsOf("len-a");
+    b = commandsOf("len-b");
+  });
+  const byStep = (cs: Registered[], step: string) => cs.find((c) => c.inputs.create.endsWith(` pv-${step}`))!;
+
+  test("a max-model-len change leaves every delete alone (the delete reads what create recorded)", () => {
+    for (const step of ["toolchain", "swapfile", "earlyoom", "uv-venv", "vllm-install", "launch-unit", "readiness"]) {
+      expect(byStep(a, step).inputs.delete).toBe(byStep(b, step).inputs.delete);
+    }
+    expect(byStep(a, "launch-unit").inputs.create).not.toBe(byStep(b, "launch-unit").inputs.create);
+    const del = byStep(a, "launch-unit").inputs.delete as string;
+    expect(del).toMatch(/^env PV_ACTION=delete PV_ENV_FILE='\/etc\/pulumi-vllm\/vllm.env' PV_UNIT_NAME='vllm.service' bash -c /);
+  });
+
+  test("the server and its launch unit record the setting and the flag as inputs (what --diff shows)", () => {
+    const server = registered.find((r) => r.name === "len-b" && r.type === "pulumi-vllm:index:VllmServer")!;
+    expect(server.inputs.serving.maxModelLen).toBe(4096);
+    expect(server.inputs.connection).toBeUndefined();
+    const launch = registered.find((r) => r.name === "len-b-launch")!;
+    expect(launch.inputs.command).toContain("--max-model-len 4096");
+    expect(launch.inputs.command[0]).toBe("/opt/pulumi-vllm/venv/bin/vllm serve Qwen/Qwen2.5-7B-Instruct");
+  });
+});
+
+describe("errors come before anything is registered, as key: problem -> fix", () => {
+  const attempt = (name: string, a: any) => {
+    const before = registered.length;
+    let err: unknown;
+    try {
+      new lib.VllmServer(name, a);
+    } catch (e) {
+      err = e;
+    }
+    return { err: err as pulumi.InputPropertiesError, registeredAfter: registered.length - before };
+  };
+
+  test("a model that does not fit: InputPropertiesError with the planner's message and property path", async () => {
+    const { err, registeredAfter } = attempt("too-big", args({ model: { id: "Qwen/Qwen2.5-72B-Instruct" } }));
+    await settle();
+    expect(pulumi.InputPropertiesError.isInstance(err)).toBe(true);
+    expect(err.message).toMatch(/^VllmServer too-big has 1 problem:\n {2}- serving: the weights .* do not fit in .* -> /);
+    expect(err.errors[0].propertyPath).toBe("serving");
+    expect(registeredAfter).toBe(0);
+  });
+
+  test("schema problems are all listed, with did-you-mean; no secret is echoed", () => {
+    const bad = args({ serving: { maxModelLen: 8192, gpuMemoryUtilisation: 0.8 } as any, hardware: { gpuCount: 0, gpuMemoryGiB: 24, hostRamGiB: 64, freeDiskGiB: 1 } });
+    (bad.connection as any).privateKey = "SECRET-KEY-TEXT";
+    const { err } = attempt("bad", { ...bad, modle: {} });
+    expect(err.message).toContain("modle: unknown argument -> did you mean `model`?");
+    const again = attempt("bad2", bad).err;
+    expect(again.message).toContain("serving.gpuMemoryUtilisation: unknown key -> did you mean `gpuMemoryUtilization`?");
+    expect(again.message).toContain("hardware.gpuCount: gpuCount must be at least 1");
+    expect(again.message).not.toContain("SECRET-KEY-TEXT");
+    expect(again.errors.map((e) => e.propertyPath)).toEqual(expect.arrayContaining(["serving.gpuMemoryUtilisation", "hardware.gpuCount"]));
+  });
+
+  test("an Output where the planner needs a plain value names the field", () => {
+    const { err } = attempt("plain", args({ serving: { maxModelLen: pulumi.output(4096) as any } }));
+    expect(err.message).toContain("serving.maxModelLen: must be a plain value, not an Output");
+  });
+
+  test("no SSH key, or policy config without a key", () => {
+    const { err } = attempt("nokey", args({ connection: { host: "h", hostKey: HOST_KEY }, serving: { apiKey: "config" } }));
+    expect(err.message).toContain("connection.privateKey: no SSH key -> pass connection.privateKey");
+    expect(err.message).toContain("apiKey: serving.apiKey is `config` but no apiKey was given");
+  });
+
+  test("planVllmServer is pure: a plan with problems, no resource", () => {
+    const before = registered.length;
+    const p = lib.planVllmServer(args({ model: { id: "Qwen/Qwen2.5-72B-Instruct" } }));
+    expect(p.plan.fits).toBe(false);
+    expect(p.plan.problems[0]).toMatch(/^serving: /);
+    expect(lib.planVllmServer(args()).plan.launch.maxModelLen).toBe(8192);
+    expect(registered.length).toBe(before);
+  });
+});
+
+describe("VllmSlurmServer", () => {
+  test("steps named after the server, aliased type, outputs from the job's facts", async () => {
+    const s = new lib.VllmSlurmServer("hpc", {
+      ...args({ serving: { maxModelLen: 8192, bindHost: "0.0.0.0" } }),
+      slurm: { partition: "gpu", gpusPerNode: 1, sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs" },
+    });
+    await settle();
+    expect(commandsOf("hpc").map((c) => c.name).sort()).toEqual(["hpc-job", "hpc-readiness", "hpc-uv-venv", "hpc-vllm-install"]);
+    const req = requests.find((r) => r.name === "hpc" && r.type === "pulumi-vllm:index:VllmSlurmServer")!;
+    expect(req.aliases).toContainEqual(expect.objectContaining({ type: "pulumi-vllm:topology:SlurmCluster" }));
+    const job = commandsOf("hpc").find((c) => c.name === "hpc-job")!;
+    const params = (cmd: string) => cmd.split(" bash -c ")[0];
+    expect(params(job.inputs.delete)).not.toContain("PV_BATCH_SCRIPT");
+    expect(params(job.inputs.create)).toContain("PV_BATCH_SCRIPT");
+    expect(await outputValue(s.tunnel)).toMatch(/^ssh -N -L 8000:.*:8000 -p 22 root@10.0.0.1 {2}# then http:\/\/127.0.0.1:8000\/v1$/);
+  });
+});
