@@ -1,0 +1,112 @@
+// Upgrade from the previous release (0.1.0, commit 1dc4814) with the real
+// engine: a stack converged by the old program (SingleHost, commands named
+// after their step, the API key at the top of the stack) previews with the
+// new program (VllmServer, names derived from the component) without creating,
+// replacing or deleting anything: the aliases hold. Only the program's shape
+// differs: the old TypeScript runs with the current step scripts.
+// Then: the new program's first up does not restart vLLM, a serving change's
+// `pulumi preview --diff` names the flag and its value and does not repeat it
+// under `delete`, and destroy cleans the host.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { bootSandbox, freePort, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun } from "../host/sandbox";
+import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
+import { ensureEngine, stackConfigFor } from "./engine";
+import { openProjectStack, opsOf, writeProjectStackFile } from "./projects";
+
+jest.setTimeout(20 * 60 * 1000);
+
+const RELEASE = "1dc4814";
+let sb: Sandbox;
+let port: number;
+let oldDir: string;
+let stack: Stack;
+const name = `e2e-upgrade-${process.pid}`;
+const newStackFile = path.join(REPO_ROOT, `Pulumi.${name}.yaml`);
+
+async function standinPid(): Promise<number> {
+  return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json")).pid;
+}
+
+beforeAll(async () => {
+  sb = await bootSandbox("upgrade");
+  port = await freePort();
+  await trustMachineCAs(sb);
+  putStandinWheels(sb, ["0.11.0"]);
+  // The previous release's program, with today's step scripts.
+  oldDir = fs.mkdtempSync(path.join(os.tmpdir(), "pv-release-"));
+  execFileSync("sh", ["-c", `git archive ${RELEASE} index.ts components Pulumi.yaml tsconfig.json package.json | tar -x -C "${oldDir}"`], { cwd: REPO_ROOT });
+  fs.rmSync(path.join(oldDir, "components/host/scripts"), { recursive: true });
+  fs.cpSync(path.join(REPO_ROOT, "components/host/scripts"), path.join(oldDir, "components/host/scripts"), { recursive: true });
+  fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(oldDir, "node_modules"));
+});
+
+afterAll(async () => {
+  try {
+    if (stack) await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+  } finally {
+    fs.rmSync(newStackFile, { force: true });
+    if (oldDir) fs.rmSync(oldDir, { recursive: true, force: true });
+    if (sb) await shutdownSandbox(sb);
+  }
+});
+
+test("1. the previous release converges the stack", async () => {
+  stack = await openProjectStack(oldDir, name, stackConfigFor(sb, port));
+  const r = await stack.up();
+  expect(r.summary.result).toBe("succeeded");
+  const out = await stack.outputs();
+  expect(out.endpoint.value).toBe(`http://127.0.0.1:${port}/v1`);
+});
+
+let pid: number;
+test("2. with the new program, preview creates, replaces and deletes nothing, and no command re-runs", async () => {
+  pid = await standinPid();
+  // the same stack (same backend, same encryption salt), now run by this checkout's program
+  fs.copyFileSync(path.join(oldDir, `Pulumi.${name}.yaml`), newStackFile);
+  stack = await LocalWorkspace.selectStack({ stackName: name, workDir: REPO_ROOT }, { envVars: ensureEngine() });
+  const events: EngineEvent[] = [];
+  await stack.preview({ onEvent: (e) => events.push(e) });
+  const ops = opsOf(events).filter((o) => !o.includes("pulumi:pulumi:Stack"));
+  expect(ops.filter((o) => !o.startsWith("update "))).toEqual([]);
+  // Components record their settings as inputs now (an update of the component: nothing runs).
+  // Commands: only those whose delete no longer carries what it does not read are updated, which
+  // re-runs their idempotent create once (nothing changes on the host).
+  const commands = ops.filter((o) => o.includes("command:remote:Command"));
+  expect(commands.map((o) => o.split("::").pop()).sort()).toEqual(["vllm-launch-readiness", "vllm-launch-unit"]);
+});
+
+test("3. the new program's first up changes nothing on the host: vLLM keeps running (same PID)", async () => {
+  const r = await stack.up();
+  expect(r.summary.resourceChanges?.create ?? 0).toBe(0);
+  expect(r.summary.resourceChanges?.delete ?? 0).toBe(0);
+  expect(await standinPid()).toBe(pid);
+  const again = await stack.up();
+  expect(Object.keys(again.summary.resourceChanges ?? {}).filter((k) => k !== "same")).toEqual([]);
+  const out = await stack.outputs();
+  expect(out.endpoint.value).toBe(`http://127.0.0.1:${port}/v1`);
+  expect(out.apiKey.secret).toBe(true);
+});
+
+test("4. preview --diff of a max-model-len change names the flag and value, and shows no delete diff", async () => {
+  const c = stackConfigFor(sb, port, (x) => (x.serving = { ...x.serving, maxModelLen: 4096 }));
+  writeProjectStackFile(REPO_ROOT, name, c);
+  const out = execFileSync("pulumi", ["preview", "--diff", "--stack", name, "--non-interactive", "--color", "never"], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...ensureEngine() },
+    encoding: "utf8",
+  });
+  expect(out).toMatch(/maxModelLen\s*:\s*8192\s*=>\s*4096/);
+  expect(out).toMatch(/"--max-model-len 8192"\s*=>\s*"--max-model-len 4096"/);
+  // the delete of every step is unchanged: no `~ delete:` line
+  expect(out).not.toMatch(/^\s*~\s*delete\s*:/m);
+});
+
+test("5. destroy with the new program cleans the host", async () => {
+  await stack.destroy();
+  expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
+  expect((await sshRun(sb, "test -e /opt/pulumi-vllm/venv")).code).not.toBe(0);
+});
