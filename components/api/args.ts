@@ -13,7 +13,7 @@ import type * as schema from "../config/schema";
 
 /** A jump host (bastion) the SSH connection goes through. */
 export interface JumpHostArgs {
-  /** Jump host name or address; may be another resource's output. */
+  /** Jump host name or address; may be another resource's output. Required. */
   host: pulumi.Input<string>;
   /** SSH port of the jump host. Defaults to 22. */
   port?: pulumi.Input<number>;
