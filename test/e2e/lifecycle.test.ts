@@ -37,6 +37,10 @@ async function preview(): Promise<EngineEvent[]> {
 async function record(): Promise<{ argv: string[]; pid: number; version: string; env: Record<string, string> }> {
   return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json"));
 }
+/** The commands among a preview's changes, by name. */
+function commandsIn(changes: string[]): string[] {
+  return changes.filter((x) => x.includes("command:remote:Command")).map((x) => x.split("::").pop()!).sort();
+}
 function pathsHolding(o: unknown, needle: string, at = ""): string[] {
   if (typeof o === "string") return o.includes(needle) ? [at] : [];
   if (o && typeof o === "object") return Object.entries(o).flatMap(([k, v]) => pathsHolding(v, needle, `${at}/${k}`));
@@ -74,8 +78,9 @@ test("1. preview of a config that does not fit fails before any host is touched,
 
 test("1b. preview of a new stack lists every step", async () => {
   const changes = changesOf(await preview());
-  for (const step of ["toolchain", "swapfile", "earlyoom", "uv-venv", "vllm-install", "launch-unit", "readiness"]) {
-    expect(changes).toContainEqual(expect.stringMatching(new RegExp(`^create .*command:remote:Command::${step}$`)));
+  // each command is named after its step component, under the server "vllm"
+  for (const name of ["vllm-toolchain", "vllm-swapfile", "vllm-earlyoom", "vllm-uv-venv", "vllm-vllm-install", "vllm-launch-unit", "vllm-launch-readiness"]) {
+    expect(changes).toContainEqual(expect.stringMatching(new RegExp(`^create .*command:remote:Command::${name}$`)));
   }
   expect(diffSnapshots(before, await hostSnapshot(sb, OWNED))).toEqual([]);
 });
@@ -112,8 +117,10 @@ test("4. max-model-len: preview shows only the launch unit (and its gate); up re
     c.serving = { ...c.serving, maxModelLen: 4096 };
   });
   const changes = changesOf(await preview());
-  expect(changes.map((x) => x.split("::").pop()).sort()).toEqual(["launch-unit", "readiness"]);
-  expect(changes).toContainEqual(expect.stringMatching(/^update .*::launch-unit$/));
+  expect(commandsIn(changes)).toEqual(["vllm-launch-readiness", "vllm-launch-unit"]);
+  expect(changes).toContainEqual(expect.stringMatching(/^update .*::vllm-launch-unit$/));
+  // the server and its launch unit record the setting (nothing runs for a component)
+  expect(changes.filter((x) => !x.includes("command:remote:Command")).map((x) => `${x.split(" ")[0]} ${x.split("::").pop()}`).sort()).toEqual(["update vllm", "update vllm-launch"]);
   await up();
   const r = await record();
   expect(r.pid).not.toBe(pid);
@@ -127,8 +134,7 @@ test("5. a vLLM version change re-runs the install and the unit only", async () 
     c.vllm = { ...c.vllm, version: "0.11.1" };
   });
   const changes = changesOf(await preview());
-  const steps = changes.map((x) => x.split("::").pop()).sort();
-  expect(steps).toEqual(["launch-unit", "readiness", "vllm-install"]);
+  expect(commandsIn(changes)).toEqual(["vllm-launch-readiness", "vllm-launch-unit", "vllm-vllm-install"]);
   await up();
   expect((await record()).version).toBe("0.11.1");
 });
