@@ -195,7 +195,7 @@ export interface HostArgs {
   cacheDir?: string;
   /** Remove the model cache on destroy. Defaults to false. */
   removeModelCache?: boolean;
-  /** The systemd unit's name. Defaults to "vllm.service". Two servers on one host need two names (and ports). */
+  /** The systemd unit's name. Defaults to "vllm.service". */
   unitName?: string;
   /** Minutes `pulumi up` waits for /health and /v1/models. Defaults to 60. */
   readinessTimeoutMinutes?: number;
