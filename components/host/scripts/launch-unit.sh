@@ -32,6 +32,10 @@
 # delete: stops and disables the unit, removes the unit file and the env file
 #   (and the empty /etc/pulumi-vllm), daemon-reload, reset-failed.
 #
+# A create or update that fails (e.g. systemd refuses the unit, the restart
+# fails) puts back what this run replaced: the previous unit and env file (or
+# none), the unit's enabled state, and restarts the previous server if it was
+# running (lib/txn.sh). Time limit: 600 s (PV_STEP_TIMEOUT).
 # State for undo: /var/lib/pulumi-vllm/launch-unit/<unit>.state (env file path)
 # Needs: root, systemd.
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
@@ -40,6 +44,8 @@ set -euo pipefail
 log() { printf 'launch-unit: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -151,6 +157,27 @@ write_if_changed() {
   return 0
 }
 
+# Rollback of a failed create/update, run after the files are restored: the
+# unit as it was (enabled or not, running or not), or gone.
+undo_service() { # was_enabled was_active
+  systemctl daemon-reload || true
+  if [[ -f $UNIT_FILE ]]; then
+    if [[ $1 == 1 ]]; then systemctl enable "$UNIT" 2>/dev/null || true; else systemctl disable "$UNIT" 2>/dev/null || true; fi
+    systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+    if [[ $2 == 1 ]]; then
+      log "rollback: restarting the previous $UNIT"
+      systemctl restart "$UNIT" || log "rollback: the previous $UNIT did not start either"
+    else
+      systemctl stop "$UNIT" 2>/dev/null || true
+    fi
+  else
+    systemctl stop "$UNIT" 2>/dev/null || true
+    systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+  fi
+}
+
+txn_begin launch-unit 600
+
 # ----------------------------------------------------------------- delete --
 if [[ $ACTION == delete ]]; then
   changed=0
@@ -184,6 +211,7 @@ if [[ $ACTION == delete ]]; then
   for d in "$STATE_DIR" /var/lib/pulumi-vllm; do
     if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d"; fi
   done
+  txn_commit
   if (( changed )); then echo changed; else echo unchanged; fi
   exit 0
 fi
@@ -232,8 +260,18 @@ check_port
 changed=0
 umask 077
 
-# env file
+# What to put back if this run fails. The service first: its undo runs last,
+# once the files are back.
+was_enabled=0; was_active=0
+systemctl is-enabled --quiet "$UNIT" 2>/dev/null && was_enabled=1
+case $(systemctl is-active "$UNIT" 2>/dev/null || true) in active | activating | reloading) was_active=1 ;; esac
+txn_undo undo_service "$was_enabled" "$was_active"
 env_dir=$(dirname "$ENV_FILE")
+txn_new_dir "$env_dir"
+txn_new_dir "$STATE_DIR"
+txn_save "$ENV_FILE" "$UNIT_FILE" "$STATE"
+
+# env file
 if [[ ! -d $env_dir ]]; then
   install -d -m 0700 -o root -g root "$env_dir"
 fi
@@ -307,4 +345,5 @@ else
 fi
 if (( unit_changed || env_changed )); then changed=1; fi
 log "$UNIT: $(systemctl is-active "$UNIT" || true), MainPID $(systemctl show -p MainPID --value "$UNIT")"
+txn_commit
 if (( changed )); then echo changed; else echo unchanged; fi

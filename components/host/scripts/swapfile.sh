@@ -30,6 +30,10 @@
 # delete: swaps off and removes the swap file this step made and its fstab
 #   line; an adopted file is left (swapped off again if it was off before);
 #   nothing recorded -> `unchanged`.
+# A create or update that fails half-way leaves the host as it was: a new
+# file is swapped off and removed, a replaced one of the old size is made
+# again, /etc/fstab and the state are put back, swap is on again if it was
+# (lib/txn.sh). Time limit: 3600 s (PV_STEP_TIMEOUT; dd of a large file).
 # State (for delete): /var/lib/pulumi-vllm/swapfile/state (key=value lines).
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
@@ -37,6 +41,8 @@ export LC_ALL=C
 
 log() { printf 'pv-swapfile: %s\n' "$*" >&2; }
 die() { printf 'pv-swapfile: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 
 STATE_DIR=/var/lib/pulumi-vllm/swapfile
 STATE="$STATE_DIR/state"
@@ -44,9 +50,6 @@ FSTAB=${PV_FSTAB:-/etc/fstab}
 ACTION=${PV_ACTION:-}
 CHANGED=0
 TMPFILE=
-
-cleanup() { if [[ -n $TMPFILE ]]; then rm -f -- "$TMPFILE"; fi; }
-trap cleanup EXIT
 
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete (got '${ACTION}')"
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
@@ -175,7 +178,22 @@ do_remove_recorded() {
   CHANGED=1
 }
 
-finish() { if (( CHANGED )); then echo changed; else echo unchanged; fi; }
+finish() { txn_commit; if (( CHANGED )); then echo changed; else echo unchanged; fi; }
+
+# --- rollback of a failed create/update (see lib/txn.sh) ----------------------
+undo_swap_off() { if is_active "$1"; then swapoff -- "$1" || true; fi; }
+# A swap file this run replaced: made again at its old size.
+undo_recreate() { # path size_mib
+  [[ -e $1 || $2 -le 0 ]] && return 0
+  allocate "$1.pv-new" "$2" fallocate || allocate "$1.pv-new" "$2" dd || return 1
+  mv -f -- "$1.pv-new" "$1"
+}
+undo_swap_state() { # path was_active
+  if [[ $2 == 1 && -f $1 ]] && ! is_active "$1"; then swapon -- "$1" || true; fi
+  if [[ $2 == 0 ]]; then undo_swap_off "$1"; fi
+}
+
+txn_begin swapfile 3600
 
 if [[ $ACTION == delete ]]; then
   do_remove_recorded
@@ -209,12 +227,21 @@ if [[ -e $SWAP_PATH || -L $SWAP_PATH ]] && [[ ! -f $SWAP_PATH || -L $SWAP_PATH ]
 fi
 
 read_state
-# The path changed: take away the swap file this step made at the old path.
+txn_new_dir "$STATE_DIR"
+txn_save "$FSTAB" "$STATE"
+# The path changed: take away the swap file this step made at the old path
+# (made again, and on, if this run fails).
 if [[ -n ${ST[path]:-} && ${ST[path]} != "$SWAP_PATH" ]]; then
   log "swap path changed from ${ST[path]} to $SWAP_PATH"
+  if [[ -f ${ST[path]} ]]; then
+    txn_undo undo_swap_state "${ST[path]}" "$(is_active "${ST[path]}" && echo 1 || echo 0)"
+    [[ ${ST[created]:-0} == 1 ]] && txn_undo undo_recreate "${ST[path]}" "${ST[size_mib]:-0}"
+  fi
   do_remove_recorded
   read_state
 fi
+
+txn_undo undo_swap_state "$SWAP_PATH" "$(is_active "$SWAP_PATH" && echo 1 || echo 0)"
 
 created=${ST[created]:-}
 fstab_added=${ST[fstab_added]:-}
@@ -244,11 +271,16 @@ else
   fi
   if [[ -f $SWAP_PATH ]]; then
     log "$SWAP_PATH has the wrong size or no swap signature: recreating it as ${SIZE} MiB"
+    old_mib=$(( $(stat -c %s -- "$SWAP_PATH") / 1048576 ))
+    old_swap=0
+    has_swap_signature "$SWAP_PATH" && old_swap=1
     swap_off "$SWAP_PATH"
     rm -f -- "$SWAP_PATH"
+    if (( old_swap && old_mib > 0 )); then txn_undo undo_recreate "$SWAP_PATH" "$old_mib"; fi
     created=1
   fi
   TMPFILE="$SWAP_PATH.pv-new"
+  txn_save "$SWAP_PATH" "$TMPFILE"
   method=$ALLOC
   if [[ $method == auto ]]; then method=fallocate; fi
   log "creating ${SIZE} MiB swap file $SWAP_PATH ($method)"
@@ -263,6 +295,7 @@ else
 fi
 
 if ! is_active "$SWAP_PATH"; then
+  txn_undo undo_swap_off "$SWAP_PATH"
   log "swapon $SWAP_PATH"
   if ! swapon -- "$SWAP_PATH"; then
     if [[ $ALLOC == auto && ${method:-} == fallocate ]]; then
