@@ -157,14 +157,22 @@ WANT_CONF="# Managed by pulumi-vllm (earlyoom step); changes here are overwritte
 EARLYOOM_ARGS=\"$line\""
 
 # --- create: install ------------------------------------------------------------
+# Journaled before the first change (a run that changes nothing writes nothing).
 was_enabled=0; was_active=0
 unit_enabled && was_enabled=1
 unit_active && was_active=1
-txn_undo undo_service "$was_enabled" "$was_active"
-txn_new_dir "$STATE_DIR"
-txn_save "$CONF"
+JOURNALED=0
+journal() {
+  (( JOURNALED )) && return 0
+  txn_undo undo_service "$was_enabled" "$was_active"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$CONF"
+  JOURNALED=1
+}
+[[ -d $STATE_DIR ]] || journal
 mkdir -p "$STATE_DIR"
 if ! is_installed earlyoom; then
+  journal
   if [[ ! -f $STATE_DIR/orig-absent && ! -f $STATE_DIR/orig-default ]]; then
     : >"$STATE_DIR/orig-absent"
   fi
@@ -179,6 +187,7 @@ if ! is_installed earlyoom; then
   CHANGED=1
 elif [[ ! -f $STATE_DIR/orig-default && ! -f $STATE_DIR/orig-absent ]]; then
   # First create on a host that already has earlyoom: keep what it had.
+  journal
   if [[ -f $CONF ]]; then cp -p -- "$CONF" "$STATE_DIR/orig-default"; else : >"$STATE_DIR/orig-absent"; fi
   unit_enabled || : >"$STATE_DIR/orig-disabled"
   unit_active || : >"$STATE_DIR/orig-inactive"
@@ -189,6 +198,7 @@ fi
 # --- create: configure ----------------------------------------------------------
 RESTART=0
 if [[ ! -f $CONF ]] || [[ $(cat "$CONF") != "$WANT_CONF" ]]; then
+  journal
   log "writing $CONF: EARLYOOM_ARGS=\"$line\""
   tmp=$(mktemp "$CONF.pv.XXXXXX")
   printf '%s\n' "$WANT_CONF" >"$tmp"
@@ -198,11 +208,13 @@ if [[ ! -f $CONF ]] || [[ $(cat "$CONF") != "$WANT_CONF" ]]; then
   CHANGED=1
 fi
 if ! unit_enabled; then
+  journal
   log "enabling $UNIT"
   systemctl enable "$UNIT" >&2 2>&1
   CHANGED=1
 fi
 if ! unit_active; then
+  journal
   log "starting $UNIT"
   systemctl start "$UNIT"
   CHANGED=1

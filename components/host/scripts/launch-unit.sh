@@ -149,6 +149,7 @@ write_if_changed() {
      [[ $(stat -c '%a %u %g' -- "$target") == "$mode 0 0" ]]; then
     return 1
   fi
+  journal
   tmp=$(mktemp "$(dirname "$target")/.pv-tmp.XXXXXX")
   printf '%s' "$content" >"$tmp"
   chown 0:0 -- "$tmp"
@@ -260,19 +261,26 @@ check_port
 changed=0
 umask 077
 
-# What to put back if this run fails. The service first: its undo runs last,
-# once the files are back.
+# What to put back if this run fails, journaled before the first change (a
+# run that changes nothing writes nothing). The service first: its undo runs
+# last, once the files are back.
+env_dir=$(dirname "$ENV_FILE")
 was_enabled=0; was_active=0
 systemctl is-enabled --quiet "$UNIT" 2>/dev/null && was_enabled=1
 case $(systemctl is-active "$UNIT" 2>/dev/null || true) in active | activating | reloading) was_active=1 ;; esac
-txn_undo undo_service "$was_enabled" "$was_active"
-env_dir=$(dirname "$ENV_FILE")
-txn_new_dir "$env_dir"
-txn_new_dir "$STATE_DIR"
-txn_save "$ENV_FILE" "$UNIT_FILE" "$STATE"
+JOURNALED=0
+journal() {
+  (( JOURNALED )) && return 0
+  txn_undo undo_service "$was_enabled" "$was_active"
+  txn_new_dir "$env_dir"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$ENV_FILE" "$UNIT_FILE" "$STATE"
+  JOURNALED=1
+}
 
 # env file
 if [[ ! -d $env_dir ]]; then
+  journal
   install -d -m 0700 -o root -g root "$env_dir"
 fi
 env_content=$(printf '# Managed by pulumi-vllm (launch-unit.sh) for %s. Root-only secrets; do not edit.\n' "$UNIT"
@@ -303,12 +311,14 @@ if [[ $load_state != loaded ]]; then
   die "systemd could not load $UNIT (LoadState=$load_state); see above"
 fi
 
-install -d -m 0755 "$STATE_DIR"
 if [[ ! -f $STATE || $(sed -n 's/^env_file=//p' "$STATE") != "$ENV_FILE" ]]; then
+  journal
+  install -d -m 0755 "$STATE_DIR"
   printf 'env_file=%s\n' "$ENV_FILE" >"$STATE"
 fi
 
 if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
+  journal
   log "enabling $UNIT"
   systemctl enable "$UNIT" >&2 2>/dev/null || systemctl enable "$UNIT" >&2
   changed=1
@@ -330,6 +340,7 @@ if [[ -n $action ]]; then
   else
     log "$UNIT is ${active:-unknown}: starting it"
   fi
+  journal
   systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
   # Type=exec: this returns once the server binary has been executed; whether
   # it then comes up is the readiness gate's business.

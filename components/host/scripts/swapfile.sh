@@ -74,6 +74,7 @@ write_state() { # path size_mib created fstab_added was_active
   want=$(printf 'path=%s\nsize_mib=%s\ncreated=%s\nfstab_added=%s\nwas_active=%s' "$@")
   # Touch nothing (not even the dir, with a temp file) when it is already so.
   if [[ -f $STATE && $(cat "$STATE") == "$want" ]]; then return 0; fi
+  journal
   mkdir -p "$STATE_DIR"
   printf '%s\n' "$want" >"$STATE.tmp"
   mv -f "$STATE.tmp" "$STATE"
@@ -227,11 +228,22 @@ if [[ -e $SWAP_PATH || -L $SWAP_PATH ]] && [[ ! -f $SWAP_PATH || -L $SWAP_PATH ]
 fi
 
 read_state
-txn_new_dir "$STATE_DIR"
-txn_save "$FSTAB" "$STATE"
+# Journaled before the first change (a run that changes nothing writes
+# nothing): fstab and the state as they are, and swap on/off as it is.
+JOURNALED=0
+WAS_ACTIVE=0
+is_active "$SWAP_PATH" && WAS_ACTIVE=1
+journal() {
+  (( JOURNALED )) && return 0
+  txn_undo undo_swap_state "$SWAP_PATH" "$WAS_ACTIVE"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$FSTAB" "$STATE"
+  JOURNALED=1
+}
 # The path changed: take away the swap file this step made at the old path
 # (made again, and on, if this run fails).
 if [[ -n ${ST[path]:-} && ${ST[path]} != "$SWAP_PATH" ]]; then
+  journal
   log "swap path changed from ${ST[path]} to $SWAP_PATH"
   if [[ -f ${ST[path]} ]]; then
     txn_undo undo_swap_state "${ST[path]}" "$(is_active "${ST[path]}" && echo 1 || echo 0)"
@@ -240,8 +252,6 @@ if [[ -n ${ST[path]:-} && ${ST[path]} != "$SWAP_PATH" ]]; then
   do_remove_recorded
   read_state
 fi
-
-txn_undo undo_swap_state "$SWAP_PATH" "$(is_active "$SWAP_PATH" && echo 1 || echo 0)"
 
 created=${ST[created]:-}
 fstab_added=${ST[fstab_added]:-}
@@ -255,6 +265,7 @@ fi
 
 if size_ok "$SWAP_PATH" "$SIZE"; then
   if ! perms_ok "$SWAP_PATH"; then
+    journal
     log "chmod 600 $SWAP_PATH"
     chown 0:0 -- "$SWAP_PATH"
     chmod 0600 -- "$SWAP_PATH"
@@ -269,6 +280,7 @@ else
   if (( avail + reclaim < need )); then
     die "not enough room for a ${SIZE} MiB swap file at $SWAP_PATH: $(( (avail + reclaim) / 1048576 )) MiB available on $(df -P -- "$DIR" | awk 'NR == 2 { print $6 }'), need ${SIZE} MiB + ${MARGIN} MiB margin (PV_SWAP_MIN_FREE_MIB). Nothing was changed; lower PV_SWAP_SIZE_MIB or free disk space."
   fi
+  journal
   if [[ -f $SWAP_PATH ]]; then
     log "$SWAP_PATH has the wrong size or no swap signature: recreating it as ${SIZE} MiB"
     old_mib=$(( $(stat -c %s -- "$SWAP_PATH") / 1048576 ))
@@ -295,6 +307,7 @@ else
 fi
 
 if ! is_active "$SWAP_PATH"; then
+  journal
   txn_undo undo_swap_off "$SWAP_PATH"
   log "swapon $SWAP_PATH"
   if ! swapon -- "$SWAP_PATH"; then
@@ -312,7 +325,7 @@ if ! is_active "$SWAP_PATH"; then
   CHANGED=1
 fi
 
-fstab_ok "$SWAP_PATH" || fstab_set "$SWAP_PATH" present
+fstab_ok "$SWAP_PATH" || { journal; fstab_set "$SWAP_PATH" present; }
 
 before=$(cat "$STATE" 2>/dev/null || true)
 write_state "$SWAP_PATH" "$SIZE" "$created" "$fstab_added" "$was_active"

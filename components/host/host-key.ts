@@ -1,0 +1,18 @@
+// Which pinned SSH host keys the upstream Command provider can verify.
+// pulumi-command v1.2.1 offers the server exactly one host-key algorithm, the
+// pinned key's own type (connection.go: HostKeyAlgorithms = [key.Type()]).
+// For an RSA key that is `ssh-rsa`, the SHA-1 signature that OpenSSH 8.8 and
+// later refuse: every step would fail to connect at `pulumi up`. Refused at
+// preview instead, with the fix.
+const USABLE = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
+
+/** The problem with a pinned host key line ("type base64 [comment]"), or undefined when it is usable. */
+export function hostKeyProblem(key: string, where: string, host: string): string | undefined {
+  const type = key.trim().split(/\s+/)[0] ?? "";
+  if (USABLE.includes(type)) return undefined;
+  const scan = `ssh-keyscan -t ed25519 ${host}`;
+  if (type === "ssh-rsa") {
+    return `${where}: an ssh-rsa host key cannot be verified by the Command provider (it offers only SHA-1 signatures, which OpenSSH 8.8+ refuses) -> pin the host's ed25519 or ecdsa key instead (\`${scan}\`)`;
+  }
+  return `${where}: '${type.slice(0, 40)}' is not a host key type the Command provider can verify -> pin the host's ed25519 or ecdsa key (\`${scan}\`)`;
+}
