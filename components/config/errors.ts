@@ -4,6 +4,7 @@
 // input value is echoed (a secret pasted into the wrong key must not end up
 // in a CI log).
 import { z } from "zod";
+import { describeValue } from "./strings";
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], where: string) {
@@ -88,6 +89,17 @@ export function knownKeysAt(root: AnySchema, path: PropertyKey[], value: unknown
   return shape ? Object.keys(shape) : [];
 }
 
+const withArticle = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+
+/** What to write instead, by the type expected. */
+const TYPE_HINT: Record<string, string> = {
+  number: " (e.g. 0.85 or 4096; a string that spells a number is read as one)",
+  boolean: " (true or false)",
+  string: " (quote it in YAML)",
+  object: " (a map of keys, see the config reference)",
+  array: " (a YAML list)",
+};
+
 function keyOf(path: PropertyKey[]): string {
   return path.length ? path.map(String).join(".") : "(stack config)";
 }
@@ -110,10 +122,20 @@ export function formatIssues(issues: z.core.$ZodIssue[], root: AnySchema, value:
         break;
       }
       case "invalid_type": {
-        const expected = issue.expected;
-        const missing = issue.message.includes("received undefined") || issue.input === undefined;
-        if (missing) out.push(`${key}: is required -> set ${key} (a ${expected})`);
-        else out.push(`${key}: ${issue.message.replace(/, received .*/, "")} -> give a ${expected}`);
+        const expected = withArticle(issue.expected);
+        // Without reportInput zod drops the input, and every wrong type read as missing.
+        if (issue.input === undefined) out.push(`${key}: is required -> set ${key} (${expected})`);
+        else out.push(`${key}: expected ${expected}, got ${describeValue(issue.input)} -> give ${expected}${TYPE_HINT[issue.expected] ?? ""}`);
+        break;
+      }
+      case "invalid_key": {
+        const inner = (issue as unknown as { issues?: { message: string }[] }).issues?.[0]?.message ?? "is not an allowed key";
+        out.push(inner.includes("->") ? `${key}: ${inner}` : `${key}: ${inner} -> rename it`);
+        break;
+      }
+      case "invalid_element": {
+        const inner = (issue as unknown as { issues?: { message: string }[] }).issues?.[0]?.message ?? "is not allowed";
+        out.push(inner.includes("->") ? `${key}: ${inner}` : `${key}: ${inner} -> change it`);
         break;
       }
       case "invalid_value": {

@@ -40,7 +40,7 @@ export function parseStackConfig(
     }
     plain[key] = value;
   }
-  const parsed = StackConfig.safeParse(plain);
+  const parsed = StackConfig.safeParse(plain, { reportInput: true });
   if (!parsed.success) problems.push(...formatIssues(parsed.error.issues, StackConfig, plain));
   if (parsed.success) problems.push(...crossChecks(parsed.data, secretsPresent));
   if (problems.length) throw new ConfigError(problems, where);
