@@ -662,7 +662,7 @@ const StackUnion = z
     const s = c.serving;
     const gpusAvailable = c.topology === "slurm" ? c.slurm.nodes * c.slurm.gpusPerNode : c.hardware.gpuCount;
     const gpusUsed = s.tensorParallel * s.pipelineParallel;
-    if (gpusUsed > gpusAvailable) {
+    if (gpusAvailable >= 1 && gpusUsed > gpusAvailable) {
       ctx.addIssue({
         code: "custom",
         path: ["serving", "tensorParallel"],
