@@ -4,7 +4,7 @@
 // input value is echoed (a secret pasted into the wrong key must not end up
 // in a CI log).
 import { z } from "zod";
-import { describeValue } from "./strings";
+import { describeValue, terminalSafe } from "./strings";
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], where: string) {
@@ -100,8 +100,15 @@ const TYPE_HINT: Record<string, string> = {
   array: " (a YAML list)",
 };
 
+/** A key as written in a message: plain names as they are, anything else quoted, escaped and cut short (a key is input too). */
+export function showKey(k: PropertyKey): string {
+  const s = String(k);
+  if (/^[A-Za-z0-9_-]{1,64}$/.test(s)) return s;
+  return terminalSafe(JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}...` : s));
+}
+
 function keyOf(path: PropertyKey[]): string {
-  return path.length ? path.map(String).join(".") : "(stack config)";
+  return path.length ? path.map(showKey).join(".") : "(stack config)";
 }
 
 /** Format every issue of a failed parse; `value` is the input (for did-you-mean on unions), never echoed. */
@@ -114,7 +121,7 @@ export function formatIssues(issues: z.core.$ZodIssue[], root: AnySchema, value:
         const known = knownKeysAt(root, issue.path, value);
         for (const k of issue.keys) {
           const guess = didYouMean(k, known);
-          const where = issue.path.length ? `${keyOf(issue.path)}.${k}` : k;
+          const where = issue.path.length ? `${keyOf(issue.path)}.${showKey(k)}` : showKey(k);
           out.push(
             `${where}: unknown key -> ${guess ? `did you mean \`${guess}\`? ` : ""}known keys here: ${known.join(", ")}`,
           );
