@@ -34,6 +34,7 @@ import { LoadedConfig, parseStackConfig } from "../../components/config/load";
 import type { SingleStackConfig, SlurmStackConfig } from "../../components/config/schema";
 import { terminalSafe } from "../../components/config/strings";
 import { makePlan, Plan, PlanError } from "../../components/plan/plan";
+import { shellQuote } from "../../components/plan/launch";
 import { main } from "../../components/cli/main";
 import { SingleHost } from "../../components/topologies/single-host";
 import { SlurmCluster } from "../../components/topologies/slurm-cluster";
@@ -499,5 +500,19 @@ describe("accepted values reach nothing as code", () => {
   test("no hostile value accepted by the schema ends up unquoted in a unit, a batch script or a host step command", () => {
     // The inert checks above assert the exact text per field; here a marker file proves nothing ran.
     expect(fs.existsSync("/tmp/pv-pwned")).toBe(false);
+  });
+});
+
+describe("shell words shown and run are the same text", () => {
+  test.each([
+    ["plain", "abc/def-1.2", "abc/def-1.2"],
+    ["quotes and $()", `a'b"$(c)`, `'a'\\''b"$(c)'`],
+    ["a newline", "a\nb", "$'a\\x0ab'"],
+    ["bidi and a backslash", "a\u202Eb\\c'", "$'a\\u202eb\\\\c\\''"],
+  ])("%s", (_what, value, quoted) => {
+    expect(shellQuote(value)).toBe(quoted);
+    expect(terminalSafe(quoted)).toBe(quoted);
+    const r = spawnSync("bash", ["-c", `printf '%s' ${quoted}`], { encoding: "utf8", env: { LC_ALL: "C.UTF-8", PATH: process.env.PATH! } });
+    expect(r.stdout).toBe(value);
   });
 });
