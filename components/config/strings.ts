@@ -163,21 +163,22 @@ export function isHostOrIp(h: string): boolean {
   if (net.isIP(h)) return true;
   if (h.length > 253) return false;
   const labels = h.replace(/\.$/, "").split(".");
-  return labels.every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+  // Underscores are not RFC 1123, but internal DNS names have them; they mean nothing to a shell.
+  return labels.every((l) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(l));
 }
 
 /** A DNS host name or an IPv4/IPv6 address. */
 export const hostName = () =>
   text({
     max: 253,
-    chars: /[A-Za-z0-9.:-]/,
-    charsHint: "letters, digits and . - : (a host name or an IP address)",
+    chars: /[A-Za-z0-9_.:-]/,
+    charsHint: "letters, digits and . - _ : (a host name or an IP address)",
     check: (h) => (isHostOrIp(h) ? undefined : "is not a host name or an IP address -> give e.g. gpu1.example.org, 10.0.0.5 or ::1"),
   });
 
 /** A login name on the host. */
 export const userName = () =>
-  text({ max: 32, chars: /[A-Za-z0-9_.$-]/, charsHint: "letters, digits and _ . -", check: (u) => (/^[A-Za-z_]/.test(u) ? undefined : "must start with a letter or `_` -> fix the user name") });
+  text({ max: 64, chars: /[A-Za-z0-9_.@$-]/, charsHint: "letters, digits and _ . @ -", check: (u) => (/^[A-Za-z_]/.test(u) ? undefined : "must start with a letter or `_` -> fix the user name") });
 
 /** A SLURM partition / account / QOS name (a partition may be a comma-separated list). */
 export const slurmName = (opts: { list?: boolean; max?: number } = {}) =>

@@ -140,6 +140,18 @@ const FIELDS: Field[] = [
     inert: notInAnyCommand,
   },
   { key: "connection.privateKeyPath", topology: "single", valid: "keys/id", set: (v, x) => (v.connection.privateKeyPath = x), inert: notInAnyCommand },
+  {
+    key: "connection.hostKeyPath",
+    topology: "single",
+    valid: "keys/known_hosts",
+    set: (v, x) => {
+      delete v.connection.hostKey;
+      v.connection.hostKeyPath = x;
+    },
+    inert: notInAnyCommand,
+  },
+  { key: "connection.jump.privateKeyPath", topology: "single", valid: "keys/jump", set: (v, x) => (v.connection.jump = { host: "b", privateKeyPath: x }), inert: notInAnyCommand },
+  { key: "connection.jump.hostKey", topology: "single", valid: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Q j", set: (v, x) => (v.connection.jump = { host: "b", hostKey: x }), inert: notInAnyCommand },
   // hardware / model / serving
   {
     key: "hardware.gpuName",
