@@ -16,6 +16,7 @@
 // are separate secret config keys read as Pulumi secrets (see
 // components/config/load.ts), so this object can be validated synchronously
 // and printed without leaking anything.
+import { hostKeyProblem } from "../host/host-key";
 import { z } from "zod";
 import {
   envName,
@@ -81,7 +82,7 @@ const hostKeyLine = text({
   leadingDash: true,
   check: (k) =>
     /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( [^\s].*)?$/.test(k)
-      ? undefined
+      ? hostKeyProblem(k)
       : "must be a public host key line such as `ssh-ed25519 AAAA...` -> `ssh-keyscan -t ed25519 HOST` prints it",
 });
 

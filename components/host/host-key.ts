@@ -6,13 +6,16 @@
 // preview instead, with the fix.
 const USABLE = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
 
-/** The problem with a pinned host key line ("type base64 [comment]"), or undefined when it is usable. */
-export function hostKeyProblem(key: string, where: string, host: string): string | undefined {
+/**
+ * What is wrong with a pinned host key line ("type base64 [comment]"), as
+ * "what -> fix" (the caller names the key), or undefined when it is usable.
+ */
+export function hostKeyProblem(key: string, host = "HOST"): string | undefined {
   const type = key.trim().split(/\s+/)[0] ?? "";
   if (USABLE.includes(type)) return undefined;
   const scan = `ssh-keyscan -t ed25519 ${host}`;
   if (type === "ssh-rsa") {
-    return `${where}: an ssh-rsa host key cannot be verified by the Command provider (it offers only SHA-1 signatures, which OpenSSH 8.8+ refuses) -> pin the host's ed25519 or ecdsa key instead (\`${scan}\`)`;
+    return `is an ssh-rsa key, which the Command provider cannot verify (it offers only SHA-1 signatures, which OpenSSH 8.8+ refuses) -> pin the host's ed25519 or ecdsa key instead (\`${scan}\` prints it)`;
   }
-  return `${where}: '${type.slice(0, 40)}' is not a host key type the Command provider can verify -> pin the host's ed25519 or ecdsa key (\`${scan}\`)`;
+  return `is not a host key type the Command provider can verify -> pin the host's ed25519 or ecdsa key (\`${scan}\` prints it)`;
 }
