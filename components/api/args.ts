@@ -94,8 +94,10 @@ export interface ModelArgs {
   configPath?: string;
   /** Parameter count in billions, for a model given by configPath when its config cannot tell. Defaults to an estimate. */
   paramsB?: number;
-  /** Pass --trust-remote-code. Defaults to false. */
+  /** Run the Python code of the model repository (--trust-remote-code). Needs a pinned revision or acknowledgeRemoteCode. Defaults to false. */
   trustRemoteCode?: boolean;
+  /** Accept running unpinned remote code: whoever can push to the model repository can then run code on the host. Defaults to false. */
+  acknowledgeRemoteCode?: boolean;
 }
 
 /** How vLLM serves. All plain. */
@@ -151,8 +153,10 @@ export interface VllmArgs {
   findLinks?: string;
   /** Install from findLinks only, never from an index. Defaults to false. */
   noIndex?: boolean;
-  /** Package index (a site mirror on HPC). Defaults to "https://pypi.org/simple". */
+  /** Package index (a site mirror on HPC): https, without credentials. Defaults to "https://pypi.org/simple". */
   indexUrl?: string;
+  /** Accept an http:// indexUrl: anyone on the path can then swap the packages installed. Defaults to false. */
+  allowInsecureIndex?: boolean;
 }
 
 /** Swap on the host: "auto" (the planned size), "size" (sizeGiB), "off". */
@@ -249,7 +253,7 @@ export interface SlurmArgs {
   secretsDir?: string;
   /** sbatch --job-name. Defaults to "pulumi-vllm". */
   jobName?: string;
-  /** Multi-node launch: "ray" or "native" (vllm --nnodes, newer releases). Defaults to "ray". */
+  /** Multi-node launch: "native" (vllm --nnodes, vLLM 0.11.1+) or "ray" (releases before 0.11.1). Defaults to native where the pinned version has it, else ray. */
   launcher?: "ray" | "native";
   /** Ray head port. Defaults to 6379. */
   rayPort?: number;

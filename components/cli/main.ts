@@ -15,6 +15,7 @@ import { Plan, PlanError } from "../plan/plan";
 import { planVllmServer, planVllmSlurmServer, ServerArgsError } from "../api/plan-args";
 import { argsOfStackConfig, secretStandIns } from "../api/stack-config";
 import { renderPlanText, planJson } from "./render";
+import { jsonTerminalSafe, terminalSafe } from "../config/strings";
 
 const USAGE = `usage:
   pulumi-vllm plan --stack <name> [--dir <project dir>] [--json]
@@ -55,7 +56,7 @@ function num(flags: Record<string, string | boolean>, name: string): number | un
   if (v === undefined) return undefined;
   const n = Number(v);
   if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
-    throw new ConfigError([`--${name}: "${v}" is not a number -> give a number`], "command line");
+    throw new ConfigError([`--${name}: ${JSON.stringify(v)} is not a number -> give a number`], "command line");
   }
   return n;
 }
@@ -129,11 +130,13 @@ export async function main(argv: string[], out = process.stdout, err = process.s
       return 0;
     }
     const { plan, stack, loaded } = planFromFlags(flags, cwd);
-    out.write(flags.json ? JSON.stringify(planJson(plan, stack), null, 2) + "\n" : renderPlanText(plan, loaded.config, stack));
+    // Nothing reaches the terminal raw: a bidi or zero-width character in a model's config.json (or
+    // anywhere) would make the plan read differently from what runs.
+    out.write(flags.json ? jsonTerminalSafe(JSON.stringify(planJson(plan, stack), null, 2)) + "\n" : terminalSafe(renderPlanText(plan, loaded.config, stack)));
     return plan.fits ? 0 : 2;
   } catch (e) {
     if (e instanceof ConfigError || e instanceof PlanError || e instanceof ServerArgsError) {
-      err.write(e.message + "\n");
+      err.write(terminalSafe(e.message) + "\n");
       return 1;
     }
     throw e;

@@ -4,6 +4,8 @@
 // call makePlan and fail on the same problems.
 import type { StackConfig } from "../config/schema";
 import type { LoadedConfig } from "../config/load";
+import { modelConfigProblems } from "../config/model-json";
+import { configWarnings } from "../config/warnings";
 import { ModelArch, resolveModel, UnknownModelError } from "./catalog";
 import { GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "./memory";
 import { HostPlan, planHost, round } from "./host-memory";
@@ -143,6 +145,8 @@ export function suggestFixes(c: StackConfig, arch: ModelArch, base: GpuPlanInput
 export function makePlan(loaded: LoadedConfig): Plan {
   const c = loaded.config;
   let arch: ModelArch;
+  const jsonProblems = c.model.configPath ? modelConfigProblems(c.model.configPath) : [];
+  if (jsonProblems.length) throw new PlanError(jsonProblems);
   try {
     arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB);
   } catch (e) {
@@ -150,7 +154,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
     throw e;
   }
   const problems = modelChecks(c, arch);
-  const warnings: string[] = [];
+  const warnings: string[] = configWarnings(c);
   const input = gpuInput(c, arch);
   const gpu = planGpu(input);
 

@@ -209,7 +209,7 @@ describe("errors come before anything is registered, as key: problem -> fix", ()
     expect(err.message).toContain("modle: unknown argument -> did you mean `model`?");
     const again = attempt("bad2", bad).err;
     expect(again.message).toContain("serving.gpuMemoryUtilisation: unknown key -> did you mean `gpuMemoryUtilization`?");
-    expect(again.message).toContain("hardware.gpuCount: gpuCount must be at least 1");
+    expect(again.message).toContain("hardware.gpuCount: must be at least 1");
     expect(again.message).not.toContain("SECRET-KEY-TEXT");
     expect(again.errors.map((e) => e.propertyPath)).toEqual(expect.arrayContaining(["serving.gpuMemoryUtilisation", "hardware.gpuCount"]));
   });

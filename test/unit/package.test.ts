@@ -12,7 +12,10 @@ test("the tarball: dist, the step scripts, the CLI, README and LICENSE; no tests
   // --ignore-scripts: no build here, so dist/ may be absent; the rules are what is checked
   const [report] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
   const files: string[] = report.files.map((f: { path: string }) => f.path);
-  for (const script of fs.readdirSync(path.join(root, "components/host/scripts"))) expect(files).toContain(`components/host/scripts/${script}`);
+  // every step script and every library they include (readStepScript inlines lib/*.sh)
+  const scripts = (fs.readdirSync(path.join(root, "components/host/scripts"), { recursive: true }) as string[]).filter((f) => f.endsWith(".sh"));
+  expect(scripts.length).toBeGreaterThan(9);
+  for (const script of scripts) expect(files).toContain(`components/host/scripts/${script}`);
   expect(files).toEqual(expect.arrayContaining(["bin/pulumi-vllm.js", "README.md", "LICENSE", "package.json"]));
   const stray = files.filter((f) => !f.startsWith("dist/") && !f.startsWith("components/host/scripts/") && !["bin/pulumi-vllm.js", "README.md", "LICENSE", "package.json"].includes(f));
   expect(stray).toEqual([]);
