@@ -6,7 +6,7 @@ import * as fs from "fs";
 import { Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, freePort, Sandbox, shutdownSandbox, sshOk, sshRun } from "../host/sandbox";
 import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
-import { stackConfigFor } from "./engine";
+import { ensureEngine, stackConfigFor } from "./engine";
 import { installExample, openProjectStack, packLibrary } from "./projects";
 
 jest.setTimeout(30 * 60 * 1000);
@@ -72,7 +72,13 @@ test("two-boxes: two VllmServers on two hosts in one program, each serving; dest
   await stack.up();
   const out = await stack.outputs();
   expect(out.endpoints.value).toEqual(boxes.map((x) => `http://127.0.0.1:${x.port}/v1`));
-  expect(out.apiKeys.secret).toBe(true);
+  // each key is a secret inside the exported list: the state holds neither in clear text
+  const exported = execFileSync("pulumi", ["stack", "export", "--stack", "e2e"], { cwd: dir, env: { ...process.env, ...ensureEngine() }, encoding: "utf8", maxBuffer: 1 << 28 });
+  for (const key of out.apiKeys.value as string[]) {
+    expect(key).toMatch(/^[A-Za-z0-9]{40}$/);
+    expect(exported).not.toContain(key);
+  }
+  expect(out.apiKeys.value[0]).not.toBe(out.apiKeys.value[1]);
   for (let i = 0; i < 2; i++) {
     expect(await models(out.endpoints.value[i], out.apiKeys.value[i])).toBe(200);
     expect(out.ready.value[i]).toMatch(/^ready: /);
