@@ -7,7 +7,10 @@
 // Versions are the first PyPI release with the change, checked in each
 // release's code (data/vllm-flag-history.json; it also lists where
 // ../shared/VLLM-FACTS.md was wrong: --swap-space is gone in 0.18.0,
-// --disable-log-requests in 0.17.0).
+// --disable-log-requests in 0.17.0). A removed flag can come back
+// (--disable-log-requests parses again from 0.33.0): "acceptedAgainFrom".
+// test/vllm checks every entry against the real parsers of the releases in
+// test/vllm/releases.json.
 
 export interface VersionRule {
   name: string;
@@ -15,6 +18,8 @@ export interface VersionRule {
   introduced?: string;
   /** first release that refuses it */
   removed?: string;
+  /** first release that accepts it again after `removed` */
+  acceptedAgainFrom?: string;
   replacement?: string;
   source: string;
 }
@@ -29,6 +34,7 @@ interface HistoryEntry {
   introduced: string | null;
   deprecated: string | null;
   removed: string | null;
+  acceptedAgainFrom?: string | null;
   replacement: string | null;
   sources: string[];
 }
@@ -49,6 +55,7 @@ function rulesOf(entries: Record<string, HistoryEntry>): VersionRule[] {
       name,
       introduced: e.introduced ?? undefined,
       removed: e.removed ?? undefined,
+      acceptedAgainFrom: e.acceptedAgainFrom ?? undefined,
       replacement: ADVICE[name] ?? e.replacement ?? undefined,
       source: e.sources[0] ?? "components/plan/data/vllm-flag-history.json",
     }));
@@ -68,10 +75,11 @@ export function compareVersions(a: string, b: string): number {
 }
 
 function check(rule: VersionRule, version: string, where: string): string | undefined {
-  if (rule.removed && compareVersions(version, rule.removed) >= 0) {
-    return `${where}: ${rule.name} was removed in vLLM ${rule.removed} and vllm.version is ${version} -> ${
+  const back = rule.acceptedAgainFrom;
+  if (rule.removed && compareVersions(version, rule.removed) >= 0 && !(back && compareVersions(version, back) >= 0)) {
+    return `${where}: ${rule.name} was removed in vLLM ${rule.removed}${back ? ` (accepted again from ${back})` : ""} and vllm.version is ${version} -> ${
       rule.replacement ? `use ${rule.replacement}` : "drop it"
-    } (or pin vLLM below ${rule.removed}) [${rule.source}]`;
+    } (or pin vLLM below ${rule.removed}${back ? ` or ${back}+` : ""}) [${rule.source}]`;
   }
   if (rule.introduced && compareVersions(version, rule.introduced) < 0) {
     return `${where}: ${rule.name} needs vLLM ${rule.introduced} or newer and vllm.version is ${version} -> pin vllm.version ${rule.introduced}+ or drop it [${rule.source}]`;

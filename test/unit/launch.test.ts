@@ -29,6 +29,8 @@ describe("version table", () => {
     ["--swap-space", "0.33.0", true],
     ["--disable-log-requests", "0.16.0", false],
     ["--disable-log-requests", "0.17.0", true],
+    ["--disable-log-requests", "0.32.0", true],
+    ["--disable-log-requests", "0.33.0", false], // back: --enable-x/--disable-x pairing
     ["--enable-log-requests", "0.10.0", true],
     ["--enable-log-requests", "0.10.1", false],
     ["--num-scheduler-steps", "0.10.0", false],
@@ -48,6 +50,11 @@ describe("version table", () => {
     expect(p.fits).toBe(false);
     expect(p.problems.join("\n")).toMatch(/serving.extraArgs: --swap-space was removed in vLLM 0.18.0 and vllm.version is 0.33.0 -> use nothing/);
     expect(makePlan(cfg({ serving: { extraArgs: ["--swap-space", "1"] }, vllm: { version: "0.15.0" } })).fits).toBe(true);
+  });
+  test("a flag that came back says so, and which pins take it", () => {
+    expect(checkForVersion("0.20.0", [{ flag: "--disable-log-requests", where: "serving.extraArgs" }], [])).toEqual([
+      expect.stringMatching(/^serving.extraArgs: --disable-log-requests was removed in vLLM 0.17.0 \(accepted again from 0.33.0\) and vllm.version is 0.20.0 -> use nothing .*\(or pin vLLM below 0.17.0 or 0.33.0\+\)/),
+    ]);
   });
   test("flag=value form is checked too", () => {
     expect(checkForVersion("0.17.0", [{ flag: "--disable-log-requests=true", where: "x" }], [])).toHaveLength(1);
