@@ -87,6 +87,19 @@ export function renderLaunch(c: StackConfig, arch: ModelArch, i: LaunchInput): L
   return { argv, env, secretEnv, servedModelName: name, maxModelLen };
 }
 
+/**
+ * The rendered flags whose values exist only in some vLLM releases, with the
+ * config key that set them: checked against the flag table's "values"
+ * (e.g. --kv-cache-dtype bfloat16 needs 0.11.0, --tool-call-parser
+ * llama3_json 0.6.3; test/vllm found both refused by 0.6.0's parser).
+ */
+export function versionedValues(c: StackConfig): { flag: string; value: string; where: string }[] {
+  const out: { flag: string; value: string; where: string }[] = [];
+  if (c.model.kvCacheDtype !== "auto") out.push({ flag: "--kv-cache-dtype", value: c.model.kvCacheDtype, where: "model.kvCacheDtype" });
+  if (c.serving.toolCallParser) out.push({ flag: "--tool-call-parser", value: c.serving.toolCallParser, where: "serving.toolCallParser" });
+  return out;
+}
+
 /** Shell-quote for display (the `plan` command prints the command line). */
 export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;

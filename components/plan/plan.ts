@@ -7,7 +7,7 @@ import type { LoadedConfig } from "../config/load";
 import { ModelArch, resolveModel, UnknownModelError } from "./catalog";
 import { GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "./memory";
 import { HostPlan, planHost, round } from "./host-memory";
-import { Launch, renderLaunch } from "./launch";
+import { Launch, renderLaunch, versionedValues } from "./launch";
 import { checkForVersion, compareVersions } from "./vllm-versions";
 import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
 
@@ -227,6 +227,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
       c.vllm.version,
       [
         ...c.serving.extraArgs.filter((a) => a.startsWith("--")).map((flag) => ({ flag, where: "serving.extraArgs" })),
+        ...versionedValues(c),
         ...(c.topology === "slurm" ? launcherFlags(c).map((flag) => ({ flag, where: `slurm.launcher (${c.slurm.launcher})` })) : []),
       ],
       Object.keys(c.host.env).map((name) => ({ name, where: "host.env" })),

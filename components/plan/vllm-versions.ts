@@ -22,6 +22,8 @@ export interface VersionRule {
   acceptedAgainFrom?: string;
   replacement?: string;
   source: string;
+  /** values of the flag that exist only in some releases (e.g. --kv-cache-dtype bfloat16 from 0.11.0) */
+  values?: Record<string, { introduced?: string; removed?: string }>;
 }
 
 export const MIN_SUPPORTED = "0.6.0";
@@ -37,6 +39,20 @@ interface HistoryEntry {
   acceptedAgainFrom?: string | null;
   replacement: string | null;
   sources: string[];
+  values?: Record<string, unknown>;
+}
+
+/** A value's range: null (always), "0.11.0" (introduced), or {introduced, removed}; other shapes are notes. */
+function valuesOf(e: HistoryEntry): VersionRule["values"] {
+  const out: NonNullable<VersionRule["values"]> = {};
+  for (const [value, v] of Object.entries(e.values ?? {})) {
+    if (typeof v === "string") out[value] = { introduced: v };
+    else if (v && typeof v === "object" && ("introduced" in v || "removed" in v)) {
+      const r = v as { introduced?: string | null; removed?: string | null };
+      out[value] = { introduced: r.introduced ?? undefined, removed: r.removed ?? undefined };
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** Why a removed name matters, where the data's replacement alone is not enough. */
@@ -50,7 +66,7 @@ const ADVICE: Record<string, string> = {
 
 function rulesOf(entries: Record<string, HistoryEntry>): VersionRule[] {
   return Object.entries(entries)
-    .filter(([, e]) => e.introduced || e.removed)
+    .filter(([, e]) => e.introduced || e.removed || valuesOf(e))
     .map(([name, e]) => ({
       name,
       introduced: e.introduced ?? undefined,
@@ -58,6 +74,7 @@ function rulesOf(entries: Record<string, HistoryEntry>): VersionRule[] {
       acceptedAgainFrom: e.acceptedAgainFrom ?? undefined,
       replacement: ADVICE[name] ?? e.replacement ?? undefined,
       source: e.sources[0] ?? "components/plan/data/vllm-flag-history.json",
+      values: valuesOf(e),
     }));
 }
 
@@ -87,17 +104,21 @@ function check(rule: VersionRule, version: string, where: string): string | unde
   return undefined;
 }
 
-/** Problems with argv flags and env names for the pinned version. */
-export function checkForVersion(version: string, argv: { flag: string; where: string }[], envNames: { name: string; where: string }[]): string[] {
+/** Problems with argv flags (and their values, where given) and env names for the pinned version. */
+export function checkForVersion(version: string, argv: { flag: string; value?: string; where: string }[], envNames: { name: string; where: string }[]): string[] {
   const out: string[] = [];
   if (compareVersions(version, MIN_SUPPORTED) < 0) {
     out.push(`vllm.version: ${version} is older than ${MIN_SUPPORTED}, the oldest release this planner models -> pin a newer release`);
   }
-  for (const { flag, where } of argv) {
-    const name = flag.split("=")[0];
+  for (const { flag, value, where } of argv) {
+    const [name, inline] = flag.split(/=(.*)/s);
     const rule = FLAG_RULES.find((r) => r.name === name);
     const p = rule && check(rule, version, where);
     if (p) out.push(p);
+    const v = value ?? inline;
+    const range = v !== undefined ? rule?.values?.[v] : undefined;
+    const q = !p && range && check({ ...rule!, ...range, acceptedAgainFrom: undefined, replacement: undefined, name: `${name} ${v}` }, version, where);
+    if (q) out.push(q);
   }
   for (const { name, where } of envNames) {
     const rule = ENV_RULES.find((r) => r.name === name);

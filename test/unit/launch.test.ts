@@ -56,6 +56,14 @@ describe("version table", () => {
       expect.stringMatching(/^serving.extraArgs: --disable-log-requests was removed in vLLM 0.17.0 \(accepted again from 0.33.0\) and vllm.version is 0.20.0 -> use nothing .*\(or pin vLLM below 0.17.0 or 0.33.0\+\)/),
     ]);
   });
+  test("values that exist only in some releases are refused with the config key (0.6.0's parser refuses both)", () => {
+    const p = makePlan(cfg({ model: { id: "meta-llama/Llama-3.1-8B-Instruct", kvCacheDtype: "bfloat16" }, serving: { enableAutoToolChoice: true, toolCallParser: "llama3_json" }, vllm: { version: "0.6.0" } }));
+    expect(p.problems).toEqual([
+      expect.stringMatching(/^model.kvCacheDtype: --kv-cache-dtype bfloat16 needs vLLM 0.11.0 or newer and vllm.version is 0.6.0 -> pin vllm.version 0.11.0\+/),
+      expect.stringMatching(/^serving.toolCallParser: --tool-call-parser llama3_json needs vLLM 0.6.3 or newer/),
+    ]);
+    expect(makePlan(cfg({ model: { id: "meta-llama/Llama-3.1-8B-Instruct", kvCacheDtype: "bfloat16" }, vllm: { version: "0.11.0" } })).fits).toBe(true);
+  });
   test("flag=value form is checked too", () => {
     expect(checkForVersion("0.17.0", [{ flag: "--disable-log-requests=true", where: "x" }], [])).toHaveLength(1);
   });

@@ -178,6 +178,8 @@ def batch_defaults(memory_gib, name):
 
     ctx = UsageContext.OPENAI_API_SERVER
     EngineArgs = arg_utils.EngineArgs
+    if not hasattr(arg_utils, "current_platform"):  # 0.6.x (V0): nothing device-dependent in EngineArgs
+        return None, "V0 release: max_num_seqs is EngineArgs' fixed default %s whatever the device, and max_num_batched_tokens follows max_model_len (no device-dependent defaulting code to call)" % EngineArgs.max_num_seqs
     saved = arg_utils.current_platform
     arg_utils.current_platform = StatedGpu(memory_gib, name)
     try:

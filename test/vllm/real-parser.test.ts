@@ -167,8 +167,16 @@ describe.each(RELEASES)("vLLM %s, its own parser", (release) => {
 
   describe.each(cases.map((c) => [c.id, c] as const))("%s", (_id, c) => {
     if (!c.plan.fits) {
-      test("is refused by the plan for a reason of its release (not parsed)", () => {
-        expect(c.plan.problems.join("\n")).toMatch(/vLLM|vllm\.version/);
+      test("is refused by the plan for a reason of its release, and the refusal is no false alarm", () => {
+        const problems = c.plan.problems.join("\n");
+        expect(problems).toMatch(/vLLM|vllm\.version/);
+        // A flag or value the plan says this release lacks: its parser must refuse the command line too.
+        if (c.plan.problems.every((p) => / needs vLLM | was removed in vLLM /.test(p))) {
+          for (const r of c.roles) {
+            const got = real.argvs.find((a) => a.id === `${c.id} / ${r.role}`)!;
+            if (got.ok) throw new Error(`vLLM ${release} accepts \`vllm serve ${r.argv.join(" ")}\`, but the plan refuses it:\n${problems}`);
+          }
+        }
       });
       return;
     }
