@@ -58,7 +58,8 @@ for d in "$DIR"/venvs/*/; do
   r=$(basename "$d")
   if [[ " ${RELEASES[*]} " != *" $r "* ]]; then
     log "pruning vllm $r (no longer in test/vllm/releases.json)"
-    venv_step delete "$r" || rm -rf -- "${DIR:?}/venvs/$r"
+    venv_step delete "$r" || true
+    rm -rf -- "${DIR:?}/venvs/$r"
     pruned=1
   fi
 done
