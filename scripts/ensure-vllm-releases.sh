@@ -73,6 +73,7 @@ if (( pruned )) && [[ -d $UV_CACHE_DIR/archive-v0 ]]; then
   log "removed $n cached wheels no kept release uses"
 fi
 
+installed_now=0
 for r in "${RELEASES[@]}"; do
   if installed "$r"; then
     log "vllm $r: cached in $DIR/venvs/$r"
@@ -93,6 +94,11 @@ for r in "${RELEASES[@]}"; do
   got=$("$DIR/venvs/$r/bin/python" -c 'import importlib.metadata as m; print(m.version("vllm"))')
   [[ $got == "$r" ]] || die "venvs/$r has vllm $got, not $r"
   printf '%s' "$r" >"$DIR/venvs/$r/.pv-installed"
+  installed_now=1
   log "vllm $r: installed in $((SECONDS - start)) s (free now: $(free_gib) GiB)"
 done
-log "ready: ${RELEASES[*]} in $DIR ($(du -sh "$DIR" 2>/dev/null | cut -f1) on disk, hardlinks counted once)"
+if (( pruned || installed_now )); then
+  log "ready: ${RELEASES[*]} in $DIR ($(du -sh "$DIR" 2>/dev/null | cut -f1) on disk, hardlinks counted once)"
+else
+  log "ready: ${RELEASES[*]} in $DIR (all cached)"
+fi

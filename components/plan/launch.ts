@@ -5,6 +5,15 @@
 // (VLLM_API_KEY keeps the key out of argv, VLLM-FACTS.md "Flags").
 import type { StackConfig } from "../config/schema";
 import type { ModelArch } from "./catalog";
+import history from "./data/vllm-flag-history.json";
+import { compareVersions } from "./vllm-versions";
+
+/**
+ * Up to this release `--quantization bitsandbytes` also needs `--load-format
+ * bitsandbytes` (a ValueError at start otherwise); later ones set it themselves
+ * (data/vllm-flag-history.json "--load-format").
+ */
+const BNB_LOAD_FORMAT_UNTIL: string = history.flags["--load-format"].values.bitsandbytes.requiredWithQuantizationBitsandbytesUntil;
 
 export interface Launch {
   argv: string[];
@@ -64,6 +73,7 @@ export function renderLaunch(c: StackConfig, arch: ModelArch, i: LaunchInput): L
   // A pre-quantized checkpoint declares its method in config.json and vLLM picks the fastest kernel;
   // naming it again would pin e.g. plain gptq over gptq_marlin.
   if (c.model.quantization !== "none" && c.model.quantization !== arch.quantization?.method) add("--quantization", c.model.quantization);
+  if (c.model.quantization === "bitsandbytes" && compareVersions(c.vllm.version, BNB_LOAD_FORMAT_UNTIL) <= 0) add("--load-format", "bitsandbytes");
   if (c.model.dtype !== "auto") add("--dtype", c.model.dtype);
   if (c.model.kvCacheDtype !== "auto") add("--kv-cache-dtype", c.model.kvCacheDtype);
   if (c.model.trustRemoteCode) add("--trust-remote-code");

@@ -83,6 +83,12 @@ describe("version-dependent planning", () => {
 });
 
 describe("launch rendering", () => {
+  test("bitsandbytes brings --load-format bitsandbytes up to 0.8.1 only (later releases set it themselves)", () => {
+    const argv = (version: string) => makePlan(cfg({ model: { id: "meta-llama/Llama-3.1-8B-Instruct", quantization: "bitsandbytes" }, vllm: { version } })).launch.argv.join(" ");
+    expect(argv("0.6.0")).toContain("--quantization bitsandbytes --load-format bitsandbytes");
+    expect(argv("0.8.1")).toContain("--load-format bitsandbytes");
+    expect(argv("0.8.2")).not.toContain("--load-format");
+  });
   test("argv carries no secret; the key and token are named for the environment file", () => {
     const p = makePlan(cfg({}, ["hfToken"]));
     expect(p.launch.secretEnv).toEqual(["VLLM_API_KEY", "HF_TOKEN"]);

@@ -68,6 +68,8 @@ function expectedNamespace(c: Case): Record<string, unknown> {
     enforce_eager: s.enforceEager,
     enable_auto_tool_choice: s.enableAutoToolChoice,
     ...(s.toolCallParser ? { tool_call_parser: s.toolCallParser } : {}),
+    // bitsandbytes needs the matching load format up to 0.8.1 (the table's --load-format entry).
+    ...(c.config.model.quantization === "bitsandbytes" && compareVersions(c.config.vllm.version, "0.8.2") < 0 ? { load_format: "bitsandbytes" } : {}),
   };
 }
 
