@@ -44,13 +44,24 @@ export function probe(release: string, req: ProbeRequest): ProbeAnswer {
   if (!fs.existsSync(py) || !fs.existsSync(marker)) {
     throw new Error(`vllm ${release} is not installed in ${RELEASES_DIR}/venvs -> run scripts/ensure-vllm-releases.sh (npm run test:vllm does)`);
   }
-  const out = execFileSync(py, [path.join(__dirname, "probe.py")], {
-    input: JSON.stringify(req),
-    env: { ...process.env, VLLM_LOGGING_LEVEL: "ERROR", PYTHONWARNINGS: "ignore" },
-    maxBuffer: 256 * 1024 * 1024,
-    stdio: ["pipe", "pipe", "pipe"],
-    timeout: 20 * 60 * 1000,
-  });
+  let out: Buffer;
+  try {
+    out = execFileSync(py, [path.join(__dirname, "probe.py")], {
+      input: JSON.stringify(req),
+      env: { ...process.env, VLLM_LOGGING_LEVEL: "ERROR", PYTHONWARNINGS: "ignore" },
+      maxBuffer: 256 * 1024 * 1024,
+      stdio: ["pipe", "pipe", "pipe"],
+      timeout: 20 * 60 * 1000,
+    });
+  } catch (e) {
+    const stderr = String((e as { stderr?: Buffer }).stderr ?? "");
+    const missing = /ModuleNotFoundError: No module named '([^']+)'/.exec(stderr);
+    throw new Error(
+      `the probe failed in vllm ${release}:\n${stderr.split("\n").slice(-15).join("\n")}${
+        missing ? `\n-> if ${missing[1]} is left out by test/vllm/excludes.txt, this release's parser needs it: delete that line` : ""
+      }`,
+    );
+  }
   return JSON.parse(out.toString()) as ProbeAnswer;
 }
 
