@@ -99,7 +99,7 @@ test("2. from there, up converges", async () => {
 
 test("3. a failed update of the launch unit puts the previous unit back and running; the reverted config is a no-op that is really one", async () => {
   const oldPid = (await record()).pid;
-  await faultWhenUnitHas("--max-model-len 4096");
+  await faultWhenUnitHas("max-model-len[^0-9]+4096");
   await setConfig((c) => {
     c.serving = { ...c.serving, maxModelLen: 4096 };
   });
