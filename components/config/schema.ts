@@ -494,6 +494,13 @@ export const Host = z
     removeModelCache: bool().default(false),
     /** The systemd service running vLLM. Defaults to vllm.service. */
     unitName: unitName().default("vllm.service"),
+    /**
+     * What pulumi-vllm may take over when the host already has it and pulumi-vllm did not make it:
+     * `unit` (a service named host.unitName; destroy puts the original back), `venv` (a venv at
+     * host.venvPath; destroy leaves it), `swap` (a swap file of another size at host.swap.path; resized,
+     * destroy leaves it). Anything else that is there is refused, never overwritten. Defaults to [].
+     */
+    adopt: z.array(z.enum(["unit", "venv", "swap"])).default([]),
     /** Minutes `pulumi up` waits for /health and /v1/models. Defaults to 60 (seed 001's rig needed ~45). */
     readinessTimeoutMinutes: real({ gt: 0, max: 10080, example: 60 }).default(60),
     /** Non-secret environment for the server, merged over the rendered one. No credentials (they are secret config). Defaults to {}. */
