@@ -8,6 +8,7 @@
 // components/config/load.ts), so this object can be validated synchronously
 // and printed without leaking anything.
 import { z } from "zod";
+import { isVllmVersion } from "../plan/version";
 
 const positiveInt = (what: string) =>
   z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).positive(`${what} must be at least 1`);
@@ -166,7 +167,7 @@ export const Serving = z
 
 export const Vllm = z.strictObject({
   /** The pinned vLLM release. Flags are checked against it. */
-  version: z.string().regex(/^\d+\.\d+\.\d+$/, "must be an exact release like 0.11.0"),
+  version: z.string().refine(isVllmVersion, "must be a vLLM release as PyPI numbers it, like 0.11.0, 0.10.1.1 or 0.8.5.post1"),
   /** Python of the venv (uv finds or installs it). */
   python: z.string().regex(/^3\.\d+$/, "must be a Python minor version like 3.12").default("3.12"),
   /** uv release used to make the venv. */

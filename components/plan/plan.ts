@@ -9,6 +9,7 @@ import { GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "
 import { HostPlan, planHost, round } from "./host-memory";
 import { Launch, renderLaunch } from "./launch";
 import { checkForVersion, compareVersions } from "./vllm-versions";
+import { versionWarnings } from "./version";
 import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
 
 /** vLLM's JIT needs a compiler and headers (seed 001: "JIT failed" until python3-dev and libnuma-dev); the steps need curl. */
@@ -150,7 +151,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
     throw e;
   }
   const problems = modelChecks(c, arch);
-  const warnings: string[] = [];
+  const warnings: string[] = [...versionWarnings(c.vllm.version)];
   const input = gpuInput(c, arch);
   const gpu = planGpu(input);
 
