@@ -1,0 +1,54 @@
+// The whole planner against public vLLM startups (test/unit/data/vllm-startup-cases.json,
+// scored by test/unit/data/planner-accuracy.ts). Fails when accuracy regresses below the
+// figures measured on this set; the README table comes from the same code
+// (npm run planner:accuracy).
+import { accuracy, CASES, inputOf, score } from "./data/planner-accuracy";
+import figures from "./data/vllm-log-figures.json";
+
+const { rows, byRange, all } = accuracy();
+
+describe("the case set", () => {
+  test("every case names its source figure with a link, a release and what vLLM printed", () => {
+    const ids = new Set(figures.map((f) => f.id));
+    for (const c of CASES) {
+      expect(ids.has(c.figure)).toBe(true);
+      expect(figures.find((f) => f.id === c.figure)!.source).toMatch(/^https:\/\//);
+      expect(c.vllmVersionFrom.length).toBeGreaterThan(5);
+      expect(["started", "refused"]).toContain(c.outcome);
+    }
+  });
+  test("it spans V0 and V1, TP 1-4, dense / MoE / sliding-window / quantized, and refusals", () => {
+    const engines = new Set(CASES.map((c) => inputOf(c)).map((i) => (Number(i.vllmVersion!.split(".")[1]) < 8 ? "V0" : "V1")));
+    expect([...engines].sort()).toEqual(["V0", "V1"]);
+    expect(new Set(CASES.map((c) => c.tp))).toEqual(new Set([1, 2, 4]));
+    expect(CASES.filter((c) => c.outcome === "refused").length).toBeGreaterThanOrEqual(4);
+    expect(CASES.some((c) => c.quantization === "bitsandbytes")).toBe(true);
+    expect(CASES.some((c) => /gpt-oss/.test(c.model))).toBe(true);
+  });
+});
+
+describe("accuracy (thresholds = what this model measured; raise them, never lower them without a reason)", () => {
+  test("prints the table", () => {
+    // eslint-disable-next-line no-console
+    console.log(rows.map((r) => `${r.id.padEnd(46)} ${r.version.padEnd(9)} ${r.outcome.padEnd(8)} fits=${r.predictedFits} logged ${r.loggedKvGiB} KV ${r.kvLowGiB.toFixed(2)}-${r.kvHighGiB.toFixed(2)} (${r.kvGiB.toFixed(2)})`).join("\n"));
+    expect(byRange.length).toBeGreaterThanOrEqual(3);
+  });
+  test("every verdict right: never 'fits' where vLLM refused, never 'does not fit' where it started", () => {
+    expect(rows.filter((r) => !r.verdictRight).map((r) => r.id)).toEqual([]);
+  });
+  test("KV within ±10 % of vLLM's figure in at least 80 % of the cases with one; median error under 5 %", () => {
+    expect(all.within10 / all.withFigure).toBeGreaterThanOrEqual(0.8);
+    expect(all.medianAbsError!).toBeLessThan(0.05);
+  });
+  test("per release range: median error under 5 %", () => {
+    for (const s of byRange) if (s.withFigure > 0) expect(s.medianAbsError!).toBeLessThan(0.05);
+  });
+  test("the logged figure lies inside the planner's range wherever vLLM printed a positive one", () => {
+    const outside = rows.filter((r) => r.loggedKvGiB !== null && r.loggedKvGiB > 0 && (r.loggedKvGiB < r.kvLowGiB - 0.05 || r.loggedKvGiB > r.kvHighGiB + 0.05));
+    expect(outside.map((r) => `${r.id}: ${r.loggedKvGiB} not in ${r.kvLowGiB.toFixed(2)}-${r.kvHighGiB.toFixed(2)}`)).toEqual([]);
+  });
+  test("a score can fail: the same case with a 10 GiB smaller GPU is called does not fit", () => {
+    const c = CASES.find((x) => x.id === "vllm10517-llama31-8b-rtx3090-20k")!;
+    expect(score({ ...c, gpuTotalGiB: c.gpuTotalGiB - 10 }).verdictRight).toBe(false);
+  });
+});
