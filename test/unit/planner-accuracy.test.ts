@@ -52,3 +52,13 @@ describe("accuracy (thresholds = what this model measured; raise them, never low
     expect(score({ ...c, gpuTotalGiB: c.gpuTotalGiB - 10 }).verdictRight).toBe(false);
   });
 });
+
+describe("the README table is generated, not typed", () => {
+  test("README.md holds exactly what accuracyTable() computes (npm run planner:accuracy -- --write)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const text: string = require("fs").readFileSync(require("path").join(__dirname, "..", "..", "README.md"), "utf8");
+    const block = /<!-- planner-accuracy:begin[^>]*-->\n([\s\S]*?)\n<!-- planner-accuracy:end -->/.exec(text);
+    expect(block).not.toBeNull();
+    expect(block![1]).toBe(require("./data/planner-accuracy").accuracyTable());
+  });
+});
