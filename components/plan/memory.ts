@@ -143,7 +143,32 @@ interface Weights {
  * negligible. Quantized formats cover linear layers only (embeddings stay
  * 16-bit), and mxfp4 in gpt-oss covers the MoE experts only.
  */
-export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: number, pp: number): Weights {
+/**
+ * MXFP4 expert padding (vllm/model_executor/layers/quantization/mxfp4.py, Mxfp4MoEMethod.create_weights):
+ * each backend rounds the TP shard's intermediate size I and the hidden size H up for its kernels
+ * (VLLM-MEMORY.md §6). What the public logs show for gpt-oss ("Model loading took"):
+ * - Marlin (I to 128, H to 256): A100 at 0.10.1 and 0.19, H100 at 0.10.1 and 0.19 (65.97 GiB for
+ *   120b on one GPU, 7.01 for 20b at TP 2);
+ * - I to 256 only: the 0.11-era H100 debug lines of llm-d-benchmark (64.38 / 13.47 GiB for
+ *   120b / 20b), while vllm#27508 on the same release and GPU implies Marlin's;
+ * - Blackwell FlashInfer (I and H to 256).
+ * Returns the factor for the version and GPU, and the envelope of the others.
+ */
+export function mxfp4PadFactor(arch: ModelArch, tp: number, version: string = NEWEST_CHECKED, gpuName = ""): Est {
+  const I = arch.moe?.expertIntermediate ?? arch.intermediate;
+  const shard = I / tp;
+  const up = (x: number, m: number) => Math.ceil(x / m) * m;
+  const marlin = (up(shard, 128) / shard) * (up(arch.hidden, 256) / arch.hidden);
+  const iOnly = up(shard, 256) / shard;
+  const sm100 = (up(shard, 256) / shard) * (up(arch.hidden, 256) / arch.hidden);
+  // Marlin's padding is what most logs show, on Hopper too (the same 0.11 H100 setup printed both,
+  // vllm#27508 implies Marlin's); "I to 256 only" is the low end, Blackwell's the high end.
+  void version;
+  const mid = /b200|b300|gb200|gb300/i.test(gpuName) ? sm100 : marlin;
+  return est(mid, Math.min(iOnly, marlin), Math.max(marlin, mid));
+}
+
+export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: number, pp: number, padFactor?: number): Weights {
   const native = arch.quantization;
   let method: string = quantization === "none" ? native?.method ?? "none" : quantization;
   if (method === "gptq_marlin") method = "gptq";
@@ -160,8 +185,7 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
     // matrices for its kernels: Marlin (Ampere, and Hopper in the public logs) rounds each TP shard's
     // intermediate size up to 128 and the hidden size up to 256 (VLLM-MEMORY.md §6). gpt-oss-120b on one
     // H100: 2880 -> 2944 x 3072, +9 %; "Model loading took 65.97 GiB" (vllm#23278) is matched this way.
-    const shard = arch.moe.expertIntermediate / tp;
-    const pad = ((Math.ceil(shard / 128) * 128) / shard) * ((Math.ceil(arch.hidden / 256) * 256) / arch.hidden);
+    const pad = padFactor ?? mxfp4PadFactor(arch, tp).mid;
     bodyBytes = expertParams * pad * bytesPerParam("mxfp4", 4) + (bodyParams - expertParams) * 2;
   } else {
     bodyBytes = bodyParams * bytesPerParam(method, bits, groupSize);
@@ -319,8 +343,8 @@ function smCount(gpuName = ""): number {
  * - V1 native sort path (0.8.x; 0.12-0.16 where FlashInfer's sampler is
  *   opt-in; 0.9-0.11 without FlashInfer installed: `pip install vllm` has it
  *   only as the [flashinfer] extra): bf16 logits 2 + fp32 4 + sorted values 4
- *   + int64 indices 8 + masks + scatter ≈ 28 B plus CUB's sort buffers, up to
- *   ~40 B; the public 0.11 log of gpt-oss-120b on one H100 implies ~37 B;
+ *   + int64 indices 8 + masks + scatter ≈ 28 B plus CUB's sort buffers: the
+ *   public 0.11-era H100 logs imply 37-38 B (gpt-oss, Llama-3.1, Qwen3);
  * - V1 0.9-0.11 with FlashInfer installed (the official Docker image): ~10 B
  *   (the 0.10.1.1 A100 logs imply it);
  * - V1 0.17-0.21: Triton top-k/top-p in place for >= 8 rows: ~14 B plus a
@@ -331,7 +355,8 @@ function smCount(gpuName = ""): number {
  * `flashinfer` undefined = not known: the range spans both.
  */
 export function samplerBytesPerElement(version: string, engine: Engine, flashinfer?: boolean): { low: number; mid: number; high: number; perSmRow: boolean } {
-  const native = { low: 28, mid: 35, high: 42, perSmRow: false };
+  // 0.11-era H100 debug lines (llm-d-benchmark config_explorer) imply 38.2-38.4 B for three vocabularies
+  const native = { low: 36, mid: 38, high: 40, perSmRow: false };
   if (engine === "V0") return { low: 35, mid: 38, high: 45, perSmRow: false };
   if (!atLeast(version, "0.7.3")) return { low: 2, mid: 2, high: 6, perSmRow: false };
   if (inRange(version, "0.9.0", "0.12.0")) {
@@ -367,7 +392,7 @@ export function profileRows(version: string, engine: Engine, tokens: number, seq
  * Range: the forward -20 % (torch.compile fuses in V1) / +15 %; V0 up to
  * 0.6.3 measured free memory, i.e. the allocator's reserved pool: +25 %.
  */
-export function activationEst(arch: ModelArch, tp: number, tokens: number, seqs: number, version: string, engine: Engine, gpuName?: string, flashinfer?: boolean): { total: Est; sampler: Est; rows: number } {
+export function activationEst(arch: ModelArch, tp: number, tokens: number, seqs: number, version: string, engine: Engine, gpuName?: string, flashinfer?: boolean, pp = 1): { total: Est; sampler: Est; rows: number } {
   const b = 2;
   const T = tokens;
   const H = arch.hidden;
@@ -398,7 +423,9 @@ export function activationEst(arch: ModelArch, tp: number, tokens: number, seqs:
   const re = rows * arch.vocab;
   const sampler = est(T * H * b + re * per.mid + buf, T * H * b + re * per.low + buf, T * H * b + re * per.high + buf);
   const fwd = est(forward, forward * (engine === "V1" ? 0.8 : 0.9), forward * (engine === "V0" && !atLeast(version, "0.6.4") ? 1.25 : 1.15));
-  const total = { mid: Math.max(fwd.mid, sampler.mid), low: Math.max(fwd.low, sampler.low), high: Math.max(fwd.high, sampler.high) };
+  // With PP only the last stage computes logits and samples; the central figure and the high end
+  // keep the sampler (vLLM sizes every stage's cache by the smallest), the low end is a first stage.
+  const total = { mid: Math.max(fwd.mid, sampler.mid), low: pp > 1 ? fwd.low : Math.max(fwd.low, sampler.low), high: Math.max(fwd.high, sampler.high) };
   return { total, sampler, rows };
 }
 
@@ -460,16 +487,20 @@ export const CUDA_CONTEXT_GIB = 0.5;
  */
 export function nonTorchEst(version: string, engine: Engine, tp: number, pp: number, p2p: boolean, inUseGiB: number): Est {
   let mid = 0.25 * GiB;
-  let low = 0.18 * GiB;
+  // a PP stage that does not sample prints less (0.07 GiB in the 0.19 PP logs)
+  let low = (pp > 1 ? 0.05 : 0.18) * GiB;
   let high = 0.35 * GiB;
   if (tp * pp > 1) {
     // NCCL's communicators are created before the init snapshot from 0.11 (not charged);
     // before, and in V0, their buffers are charged too.
     const ncclCharged = engine === "V0" || !atLeast(version, "0.11.0");
     if (p2p && tp > 1) {
-      mid += 1.85 * GiB;
-      low += 1.2 * GiB;
-      high += 2.0 * GiB;
+      // NVLink: 2.06-2.13 GiB per GPU at TP 2-4 in the 0.19 H100 logs (NCCL's NVLS / symmetric
+      // buffers, allocated at the first collective); 0.55 GiB at TP 2 in the 0.11-era H100 debug
+      // lines; 1.79 GiB more than TP 1 in 0.6.5 (vllm#10511, NCCL charged).
+      if (engine === "V1" && atLeast(version, "0.17.0")) [mid, low, high] = [mid + 1.85 * GiB, low + 1.2 * GiB, high + 2.0 * GiB];
+      else if (engine === "V1" && atLeast(version, "0.11.0")) [mid, low, high] = [mid + 0.35 * GiB, low + 0.2 * GiB, high + 2.0 * GiB];
+      else [mid, low, high] = [mid + 1.5 * GiB, low + 0.5 * GiB, high + 2.0 * GiB];
     } else {
       mid += (ncclCharged ? 0.3 : 0.1) * GiB;
       low += (ncclCharged ? 0.15 : 0) * GiB;
@@ -523,10 +554,18 @@ export function planGpu(i: GpuPlanInput): GpuPlan {
   const version = i.vllmVersion ?? NEWEST_CHECKED;
   const engine = engineOf(version, { gpuName: i.gpuName, kvCacheDtype: i.kvCacheDtype, useV1Env: i.useV1Env });
   const total = cudaTotal(i.gpuMemoryGiB);
-  const w = weightBytes(i.arch, i.quantization, i.tp, i.pp);
-  // The weight figure is computed from the parameter count; checked within a few % of "Model loading took".
-  const weights = est(w.perRankBytes, w.perRankBytes * 0.985, w.perRankBytes * 1.015);
-  const act = activationEst(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs, version, engine, i.gpuName, i.flashinfer);
+  // Weights from the parameter count: the public "Model loading took" figures are 0-0.9 % above it
+  // for bf16/fp8/int8 (norms, biases, vocab padding), 1.4 % once (V0 0.7); bitsandbytes +-5 %
+  // (quant state); mxfp4 by the kernel's padding (mxfp4PadFactor).
+  const pad = mxfp4PadFactor(i.arch, i.tp, version, i.gpuName);
+  const w = weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.mid);
+  const mxfp4 = w.format.startsWith("mxfp4");
+  const weights = mxfp4
+    ? est(w.perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.low).perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.high).perRankBytes * 1.005)
+    : w.format.startsWith("bitsandbytes")
+      ? est(w.perRankBytes, w.perRankBytes * 0.95, w.perRankBytes * 1.05)
+      : est(w.perRankBytes, w.perRankBytes * 0.998, w.perRankBytes * 1.015);
+  const act = activationEst(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs, version, engine, i.gpuName, i.flashinfer, i.pp);
   const graph = cudaGraphEst(i.arch, i.tp, i.pp, version, engine, i.enforceEager, i.maxNumSeqs);
   const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB);
   const budget = est(total.mid * i.utilization, total.low * i.utilization, total.high * i.utilization);

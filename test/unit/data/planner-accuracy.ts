@@ -21,7 +21,7 @@ type ArchJson = {
 
 /** Context lengths of the test models (config.json max_position_embeddings), where the catalog does not have them. */
 const CONTEXT: Record<string, number> = {
-  "meta-llama/meta-llama-3-8b": 8192, "qwen/qwen2-7b-instruct": 32768, "qwen/qwen3-235b-a22b-fp8": 40960,
+  "meta-llama/meta-llama-3-8b": 8192, "qwen/qwen2-7b-instruct": 32768, "qwen/qwen3-235b-a22b-fp8": 40960, "qwen/qwen3-32b": 40960, "qwen/qwen3-0.6b": 40960,
   "deepseek-ai/deepseek-r1-distill-qwen-14b": 131072, "redhatai/qwen2.5-7b-instruct-quantized.w8a8": 32768,
   "redhatai/llama-3.3-70b-instruct-fp8-dynamic": 131072,
 };
