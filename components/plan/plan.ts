@@ -93,20 +93,21 @@ export function gpuInput(c: StackConfig, arch: ModelArch, lenForDefaults?: numbe
  * (unchunked prefill of max(len, 2048) tokens), and the length on the
  * profile size: iterate to the fixed point from the model's context down.
  */
-export function planGpuForStack(c: StackConfig, arch: ModelArch): { input: GpuPlanInput; gpu: GpuPlan } {
+export function planGpuForStack(c: StackConfig, arch: ModelArch): { input: GpuPlanInput; gpu: GpuPlan; autoLen?: number } {
   let input = gpuInput(c, arch);
   let gpu = planGpu(input);
   const engine = gpu.engine;
   if (engine !== "V0" || input.maxModelLen !== undefined || c.serving.maxNumBatchedTokens !== undefined) return { input, gpu };
+  // Shrink until the length picked fits with the profile of that length; then keep it (a longer one
+  // would profile more tokens again).
   let len = autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
-  for (let k = 0; k < 6 && len > 0; k++) {
+  for (let k = 0; k < 8 && len > 0; k++) {
     input = gpuInput(c, arch, len);
     gpu = planGpu(input);
-    const next = autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
-    if (next >= len) break;
-    len = next;
+    if (gpu.maxModelLen >= len) break;
+    len = autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
   }
-  return { input, gpu };
+  return { input, gpu, autoLen: len };
 }
 
 /** Structural checks of model x parallelism x quantization (vLLM refuses these at start). */
@@ -199,7 +200,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
   }
   const problems = modelChecks(c, arch);
   const warnings: string[] = [...versionWarnings(c.vllm.version)];
-  const { input, gpu } = planGpuForStack(c, arch);
+  const { input, gpu, autoLen } = planGpuForStack(c, arch);
 
   if (gpu.kvCacheGiBLow <= 0) {
     const fixes = suggestFixes(c, arch, input, gpu);
@@ -240,7 +241,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
       } or lower`,
     );
   }
-  const maxModelLen = gpu.maxModelLenAsked ?? autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
+  const maxModelLen = gpu.maxModelLenAsked ?? autoLen ?? autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
   if (gpu.maxConcurrency > 0 && gpu.maxConcurrency < 1 && problems.length === 0) {
     warnings.push(`serving: only ${gpu.maxConcurrency} requests of ${maxModelLen} tokens fit at once`);
   }

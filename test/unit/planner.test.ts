@@ -2,9 +2,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { archFromConfigJson, CATALOG, resolveModel, UnknownModelError } from "../../components/plan/catalog";
-import { GiB, kvBytesForRequest, kvBytesPerTokenPerLayer, planGpu, weightBytes, GpuPlanInput } from "../../components/plan/memory";
+import { GiB, kvBytesForRequest, kvBytesPerTokenPerLayer, largestModelLen, planGpu, weightBytes, GpuPlanInput } from "../../components/plan/memory";
 import { planHost } from "../../components/plan/host-memory";
-import { autoModelLen, makePlan, parseModelLen } from "../../components/plan/plan";
+import { autoModelLen, gpuInput, makePlan, parseModelLen } from "../../components/plan/plan";
 import { parseStackConfig } from "../../components/config/load";
 
 const arch = (id: string) => CATALOG.get(id.toLowerCase())!;
@@ -185,5 +185,53 @@ describe("every suggested fix really fits", () => {
     expect(apply({ serving: { tensorParallel: tp } })).toBe(true);
     // fp8 KV is offered only where it fits at the low end of the range
     expect(apply({ model: { ...base.model, kvCacheDtype: "fp8" } })).toBe(/kvCacheDtype: fp8/.test(msg));
+  });
+});
+
+describe("version-aware stack plans", () => {
+  const stack = (vllm: Record<string, unknown>, serving: Record<string, unknown> = {}, hardware: Record<string, unknown> = {}) =>
+    parseStackConfig(
+      {
+        topology: "single",
+        connection: { host: "h", privateKeyPath: "k", insecureSkipHostKeyCheck: true },
+        hardware: { gpuCount: 1, gpuMemoryGiB: 24, gpuName: "RTX 3090", hostRamGiB: 64, freeDiskGiB: 500, ...hardware },
+        model: { id: "meta-llama/Llama-3.1-8B-Instruct" },
+        serving,
+        vllm,
+      },
+      "t",
+    );
+  test("V0 (0.6.4) with maxModelLen auto: the profile is one unchunked prefill of the length launched", () => {
+    const p = makePlan(stack({ version: "0.6.4" }));
+    expect(p.gpu.engine).toBe("V0");
+    const len = p.launch.maxModelLen;
+    const argv = p.launch.argv;
+    const tokens = Number(argv[argv.indexOf("--max-num-batched-tokens") + 1]);
+    expect(tokens).toBe(Math.max(len, 2048));
+    expect(p.gpu.profileTokens).toBe(tokens);
+    expect(p.fits).toBe(true);
+    // the length launched fits at the low end, with the activation of that very length
+    expect(p.gpu.maxModelLen).toBeGreaterThanOrEqual(len);
+  });
+  test("V1 (0.11.0) on the same card: 256 sequences, 2048 tokens, independent of the length", () => {
+    const p = makePlan(stack({ version: "0.11.0" }, { maxModelLen: 16384 }));
+    expect(p.gpu.engine).toBe("V1");
+    expect(p.launch.argv).toEqual(expect.arrayContaining(["--max-num-seqs", "256", "--max-num-batched-tokens", "2048"]));
+  });
+  test("from 0.9.1 vLLM refuses to start when free memory is below utilization x total: that is a problem, not a warning", () => {
+    const p = makePlan(stack({ version: "0.11.0" }, { gpuMemoryUtilization: 0.95, maxModelLen: 4096 }, { gpuMemoryInUseGiB: 1 }));
+    expect(p.fits).toBe(false);
+    expect(p.problems.join("\n")).toMatch(/gpuMemoryUtilization: 0.95 .*refuses to start \("Free memory on device/);
+    // before 0.9.1 the budget charges the other processes instead: it still fits at 0.95
+    expect(makePlan(stack({ version: "0.8.5" }, { gpuMemoryUtilization: 0.95, maxModelLen: 4096 }, { gpuMemoryInUseGiB: 1 })).problems.join()).not.toMatch(/refuses to start/);
+  });
+  test("the plan shows the KV range and the largest length follows its low end", () => {
+    const c = stack({ version: "0.19.1" }, { maxModelLen: 8192 });
+    const p = makePlan(c);
+    expect(p.gpu.kvCacheGiBLow).toBeLessThan(p.gpu.kvCacheGiB);
+    expect(p.gpu.kvCacheGiBHigh).toBeGreaterThan(p.gpu.kvCacheGiB);
+    const i = gpuInput(c.config, CATALOG.get("meta-llama/llama-3.1-8b-instruct")!);
+    expect(p.gpu.maxModelLen).toBe(largestModelLen(i, p.gpu.kvCacheGiBLow * GiB));
+    expect(p.gpu.maxModelLen).toBeLessThan(largestModelLen(i, p.gpu.kvCacheGiB * GiB));
   });
 });

@@ -107,6 +107,8 @@ export interface Summary {
   withFigure: number;
   within10: number;
   medianAbsError: number | null;
+  /** Median of (likely KV - low end) in GiB: what the pessimistic verdict holds back. */
+  medianMarginGiB: number | null;
 }
 
 const median = (xs: number[]) => {
@@ -121,6 +123,7 @@ export function summarize(name: string, rows: Scored[]): Summary {
   return {
     name, cases: rows.length, verdictsRight: rows.filter((r) => r.verdictRight).length,
     withFigure: errs.length, within10: errs.filter((e) => e <= 0.1).length, medianAbsError: median(errs),
+    medianMarginGiB: median(rows.filter((r) => r.kvGiB > 0).map((r) => r.kvGiB - r.kvLowGiB)),
   };
 }
 
@@ -138,6 +141,13 @@ export function accuracy(): { rows: Scored[]; byRange: Summary[]; all: Summary }
 export function accuracyTable(): string {
   const { byRange, all } = accuracy();
   const pct = (x: number | null) => (x === null ? "-" : `${(x * 100).toFixed(1)} %`);
-  const line = (s: Summary) => `| ${s.name} | ${s.cases} | ${s.verdictsRight}/${s.cases} | ${s.within10}/${s.withFigure} | ${pct(s.medianAbsError)} |`;
-  return ["| vLLM releases | cases | verdicts right | KV within ±10 % | median KV error |", "|---|---|---|---|---|", ...byRange.map(line), line(all).replace("| all |", "| **all** |")].join("\n");
+  const gib = (x: number | null) => (x === null ? "-" : `${x.toFixed(2)} GiB`);
+  const line = (s: Summary) =>
+    `| ${s.name} | ${s.cases} | ${s.verdictsRight}/${s.cases} | ${s.within10}/${s.withFigure} | ${pct(s.medianAbsError)} | ${gib(s.medianMarginGiB)} |`;
+  return [
+    "| vLLM releases | cases | verdicts right | KV within ±10 % | median KV error | median margin held back |",
+    "|---|---|---|---|---|---|",
+    ...byRange.map(line),
+    line(all).replace("| all |", "| **all** |"),
+  ].join("\n");
 }
