@@ -502,8 +502,9 @@ export function nonTorchEst(version: string, engine: Engine, tp: number, pp: num
       else if (engine === "V1" && atLeast(version, "0.11.0")) [mid, low, high] = [mid + 0.35 * GiB, low + 0.2 * GiB, high + 2.0 * GiB];
       else [mid, low, high] = [mid + 1.5 * GiB, low + 0.5 * GiB, high + 2.0 * GiB];
     } else {
+      // without P2P: NCCL's ring buffers only (less again across nodes over sockets)
       mid += (ncclCharged ? 0.3 : 0.1) * GiB;
-      low += (ncclCharged ? 0.15 : 0) * GiB;
+      low += 0;
       high += (ncclCharged ? 0.4 : 0.2) * GiB;
     }
   }
