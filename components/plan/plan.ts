@@ -4,6 +4,8 @@
 // call makePlan and fail on the same problems.
 import type { StackConfig } from "../config/schema";
 import type { LoadedConfig } from "../config/load";
+import { modelConfigProblems } from "../config/model-json";
+import { configWarnings } from "../config/warnings";
 import { ModelArch, resolveModel, UnknownModelError } from "./catalog";
 import { CUDA_CONTEXT_GIB, engineOf, GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "./memory";
 import { HostPlan, planHost, round } from "./host-memory";
@@ -192,6 +194,8 @@ export function suggestFixes(c: StackConfig, arch: ModelArch, base: GpuPlanInput
 export function makePlan(loaded: LoadedConfig): Plan {
   const c = loaded.config;
   let arch: ModelArch;
+  const jsonProblems = c.model.configPath ? modelConfigProblems(c.model.configPath) : [];
+  if (jsonProblems.length) throw new PlanError(jsonProblems);
   try {
     arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB);
   } catch (e) {
@@ -199,7 +203,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
     throw e;
   }
   const problems = modelChecks(c, arch);
-  const warnings: string[] = [...versionWarnings(c.vllm.version)];
+  const warnings: string[] = [...configWarnings(c), ...versionWarnings(c.vllm.version)];
   const { input, gpu, autoLen } = planGpuForStack(c, arch);
 
   if (gpu.kvCacheGiBLow <= 0) {

@@ -15,7 +15,8 @@ export const OLDEST_MODELLED = "0.6.0";
 
 /** True for a version string pip would accept after `vllm==` (no leading "v"). */
 export function isVllmVersion(v: string): boolean {
-  return !/^v/i.test(v) && valid(v) !== null;
+  // pip's spelling only: digits first, PEP 440's own characters, nothing for the shell or a log line
+  return /^[0-9][0-9A-Za-z.+!_-]{0,63}$/.test(v) && valid(v) !== null;
 }
 
 function parsed(v: string) {

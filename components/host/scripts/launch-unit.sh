@@ -32,6 +32,10 @@
 # delete: stops and disables the unit, removes the unit file and the env file
 #   (and the empty /etc/pulumi-vllm), daemon-reload, reset-failed.
 #
+# A create or update that fails (e.g. systemd refuses the unit, the restart
+# fails) puts back what this run replaced: the previous unit and env file (or
+# none), the unit's enabled state, and restarts the previous server if it was
+# running (lib/txn.sh). Time limit: 600 s (PV_STEP_TIMEOUT).
 # State for undo: /var/lib/pulumi-vllm/launch-unit/<unit>.state (env file path)
 # Needs: root, systemd.
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
@@ -40,6 +44,8 @@ set -euo pipefail
 log() { printf 'launch-unit: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -143,6 +149,7 @@ write_if_changed() {
      [[ $(stat -c '%a %u %g' -- "$target") == "$mode 0 0" ]]; then
     return 1
   fi
+  journal
   tmp=$(mktemp "$(dirname "$target")/.pv-tmp.XXXXXX")
   printf '%s' "$content" >"$tmp"
   chown 0:0 -- "$tmp"
@@ -150,6 +157,27 @@ write_if_changed() {
   mv -f -- "$tmp" "$target"
   return 0
 }
+
+# Rollback of a failed create/update, run after the files are restored: the
+# unit as it was (enabled or not, running or not), or gone.
+undo_service() { # was_enabled was_active
+  systemctl daemon-reload || true
+  if [[ -f $UNIT_FILE ]]; then
+    if [[ $1 == 1 ]]; then systemctl enable "$UNIT" 2>/dev/null || true; else systemctl disable "$UNIT" 2>/dev/null || true; fi
+    systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+    if [[ $2 == 1 ]]; then
+      log "rollback: restarting the previous $UNIT"
+      systemctl restart "$UNIT" || log "rollback: the previous $UNIT did not start either"
+    else
+      systemctl stop "$UNIT" 2>/dev/null || true
+    fi
+  else
+    systemctl stop "$UNIT" 2>/dev/null || true
+    systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+  fi
+}
+
+txn_begin launch-unit 600
 
 # ----------------------------------------------------------------- delete --
 if [[ $ACTION == delete ]]; then
@@ -184,6 +212,7 @@ if [[ $ACTION == delete ]]; then
   for d in "$STATE_DIR" /var/lib/pulumi-vllm; do
     if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d"; fi
   done
+  txn_commit
   if (( changed )); then echo changed; else echo unchanged; fi
   exit 0
 fi
@@ -232,9 +261,26 @@ check_port
 changed=0
 umask 077
 
-# env file
+# What to put back if this run fails, journaled before the first change (a
+# run that changes nothing writes nothing). The service first: its undo runs
+# last, once the files are back.
 env_dir=$(dirname "$ENV_FILE")
+was_enabled=0; was_active=0
+systemctl is-enabled --quiet "$UNIT" 2>/dev/null && was_enabled=1
+case $(systemctl is-active "$UNIT" 2>/dev/null || true) in active | activating | reloading) was_active=1 ;; esac
+JOURNALED=0
+journal() {
+  (( JOURNALED )) && return 0
+  txn_undo undo_service "$was_enabled" "$was_active"
+  txn_new_dir "$env_dir"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$ENV_FILE" "$UNIT_FILE" "$STATE"
+  JOURNALED=1
+}
+
+# env file
 if [[ ! -d $env_dir ]]; then
+  journal
   install -d -m 0700 -o root -g root "$env_dir"
 fi
 env_content=$(printf '# Managed by pulumi-vllm (launch-unit.sh) for %s. Root-only secrets; do not edit.\n' "$UNIT"
@@ -265,12 +311,14 @@ if [[ $load_state != loaded ]]; then
   die "systemd could not load $UNIT (LoadState=$load_state); see above"
 fi
 
-install -d -m 0755 "$STATE_DIR"
 if [[ ! -f $STATE || $(sed -n 's/^env_file=//p' "$STATE") != "$ENV_FILE" ]]; then
+  journal
+  install -d -m 0755 "$STATE_DIR"
   printf 'env_file=%s\n' "$ENV_FILE" >"$STATE"
 fi
 
 if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
+  journal
   log "enabling $UNIT"
   systemctl enable "$UNIT" >&2 2>/dev/null || systemctl enable "$UNIT" >&2
   changed=1
@@ -292,6 +340,7 @@ if [[ -n $action ]]; then
   else
     log "$UNIT is ${active:-unknown}: starting it"
   fi
+  journal
   systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
   # Type=exec: this returns once the server binary has been executed; whether
   # it then comes up is the readiness gate's business.
@@ -307,4 +356,5 @@ else
 fi
 if (( unit_changed || env_changed )); then changed=1; fi
 log "$UNIT: $(systemctl is-active "$UNIT" || true), MainPID $(systemctl show -p MainPID --value "$UNIT")"
+txn_commit
 if (( changed )); then echo changed; else echo unchanged; fi

@@ -20,13 +20,19 @@
 set -euo pipefail
 
 : "${PV_ACTION:?}" "${PV_JOB_NAME:?}"
+export PV_STATE_DIR=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 if [[ $PV_ACTION == delete ]]; then
   echo unchanged
   exit 0
 fi
 : "${PV_LOG_DIR:?}" "${PV_SECRETS_FILE:?}" "${PV_PORT:?}" "${PV_SERVED_MODEL:?}"
-STATE=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}/$PV_JOB_NAME.job
+STATE=$PV_STATE_DIR/$PV_JOB_NAME.job
 TIMEOUT=${PV_TIMEOUT_SECONDS:-3600}
+[[ $TIMEOUT =~ ^[0-9]+$ ]] || { echo "slurm-readiness: PV_TIMEOUT_SECONDS must be a whole number, got '$TIMEOUT'" >&2; exit 1; }
+# Bounded output, and a hard stop a little after the gate's own timeout.
+txn_begin slurm-readiness "$((TIMEOUT + 120))"
 POLL=${PV_POLL_SECONDS:-5}
 
 [[ -f $STATE ]] || { echo "slurm-readiness: no job recorded in $STATE -> the slurm-job step must run first" >&2; exit 1; }

@@ -30,6 +30,10 @@
 # delete: swaps off and removes the swap file this step made and its fstab
 #   line; an adopted file is left (swapped off again if it was off before);
 #   nothing recorded -> `unchanged`.
+# A create or update that fails half-way leaves the host as it was: a new
+# file is swapped off and removed, a replaced one of the old size is made
+# again, /etc/fstab and the state are put back, swap is on again if it was
+# (lib/txn.sh). Time limit: 3600 s (PV_STEP_TIMEOUT; dd of a large file).
 # State (for delete): /var/lib/pulumi-vllm/swapfile/state (key=value lines).
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
@@ -37,6 +41,8 @@ export LC_ALL=C
 
 log() { printf 'pv-swapfile: %s\n' "$*" >&2; }
 die() { printf 'pv-swapfile: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 
 STATE_DIR=/var/lib/pulumi-vllm/swapfile
 STATE="$STATE_DIR/state"
@@ -44,9 +50,6 @@ FSTAB=${PV_FSTAB:-/etc/fstab}
 ACTION=${PV_ACTION:-}
 CHANGED=0
 TMPFILE=
-
-cleanup() { if [[ -n $TMPFILE ]]; then rm -f -- "$TMPFILE"; fi; }
-trap cleanup EXIT
 
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete (got '${ACTION}')"
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
@@ -71,6 +74,7 @@ write_state() { # path size_mib created fstab_added was_active
   want=$(printf 'path=%s\nsize_mib=%s\ncreated=%s\nfstab_added=%s\nwas_active=%s' "$@")
   # Touch nothing (not even the dir, with a temp file) when it is already so.
   if [[ -f $STATE && $(cat "$STATE") == "$want" ]]; then return 0; fi
+  journal
   mkdir -p "$STATE_DIR"
   printf '%s\n' "$want" >"$STATE.tmp"
   mv -f "$STATE.tmp" "$STATE"
@@ -175,7 +179,22 @@ do_remove_recorded() {
   CHANGED=1
 }
 
-finish() { if (( CHANGED )); then echo changed; else echo unchanged; fi; }
+finish() { txn_commit; if (( CHANGED )); then echo changed; else echo unchanged; fi; }
+
+# --- rollback of a failed create/update (see lib/txn.sh) ----------------------
+undo_swap_off() { if is_active "$1"; then swapoff -- "$1" || true; fi; }
+# A swap file this run replaced: made again at its old size.
+undo_recreate() { # path size_mib
+  [[ -e $1 || $2 -le 0 ]] && return 0
+  allocate "$1.pv-new" "$2" fallocate || allocate "$1.pv-new" "$2" dd || return 1
+  mv -f -- "$1.pv-new" "$1"
+}
+undo_swap_state() { # path was_active
+  if [[ $2 == 1 && -f $1 ]] && ! is_active "$1"; then swapon -- "$1" || true; fi
+  if [[ $2 == 0 ]]; then undo_swap_off "$1"; fi
+}
+
+txn_begin swapfile 3600
 
 if [[ $ACTION == delete ]]; then
   do_remove_recorded
@@ -209,9 +228,27 @@ if [[ -e $SWAP_PATH || -L $SWAP_PATH ]] && [[ ! -f $SWAP_PATH || -L $SWAP_PATH ]
 fi
 
 read_state
-# The path changed: take away the swap file this step made at the old path.
+# Journaled before the first change (a run that changes nothing writes
+# nothing): fstab and the state as they are, and swap on/off as it is.
+JOURNALED=0
+WAS_ACTIVE=0
+is_active "$SWAP_PATH" && WAS_ACTIVE=1
+journal() {
+  (( JOURNALED )) && return 0
+  txn_undo undo_swap_state "$SWAP_PATH" "$WAS_ACTIVE"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$FSTAB" "$STATE"
+  JOURNALED=1
+}
+# The path changed: take away the swap file this step made at the old path
+# (made again, and on, if this run fails).
 if [[ -n ${ST[path]:-} && ${ST[path]} != "$SWAP_PATH" ]]; then
+  journal
   log "swap path changed from ${ST[path]} to $SWAP_PATH"
+  if [[ -f ${ST[path]} ]]; then
+    txn_undo undo_swap_state "${ST[path]}" "$(is_active "${ST[path]}" && echo 1 || echo 0)"
+    [[ ${ST[created]:-0} == 1 ]] && txn_undo undo_recreate "${ST[path]}" "${ST[size_mib]:-0}"
+  fi
   do_remove_recorded
   read_state
 fi
@@ -228,6 +265,7 @@ fi
 
 if size_ok "$SWAP_PATH" "$SIZE"; then
   if ! perms_ok "$SWAP_PATH"; then
+    journal
     log "chmod 600 $SWAP_PATH"
     chown 0:0 -- "$SWAP_PATH"
     chmod 0600 -- "$SWAP_PATH"
@@ -242,13 +280,19 @@ else
   if (( avail + reclaim < need )); then
     die "not enough room for a ${SIZE} MiB swap file at $SWAP_PATH: $(( (avail + reclaim) / 1048576 )) MiB available on $(df -P -- "$DIR" | awk 'NR == 2 { print $6 }'), need ${SIZE} MiB + ${MARGIN} MiB margin (PV_SWAP_MIN_FREE_MIB). Nothing was changed; lower PV_SWAP_SIZE_MIB or free disk space."
   fi
+  journal
   if [[ -f $SWAP_PATH ]]; then
     log "$SWAP_PATH has the wrong size or no swap signature: recreating it as ${SIZE} MiB"
+    old_mib=$(( $(stat -c %s -- "$SWAP_PATH") / 1048576 ))
+    old_swap=0
+    has_swap_signature "$SWAP_PATH" && old_swap=1
     swap_off "$SWAP_PATH"
     rm -f -- "$SWAP_PATH"
+    if (( old_swap && old_mib > 0 )); then txn_undo undo_recreate "$SWAP_PATH" "$old_mib"; fi
     created=1
   fi
   TMPFILE="$SWAP_PATH.pv-new"
+  txn_save "$SWAP_PATH" "$TMPFILE"
   method=$ALLOC
   if [[ $method == auto ]]; then method=fallocate; fi
   log "creating ${SIZE} MiB swap file $SWAP_PATH ($method)"
@@ -263,6 +307,8 @@ else
 fi
 
 if ! is_active "$SWAP_PATH"; then
+  journal
+  txn_undo undo_swap_off "$SWAP_PATH"
   log "swapon $SWAP_PATH"
   if ! swapon -- "$SWAP_PATH"; then
     if [[ $ALLOC == auto && ${method:-} == fallocate ]]; then
@@ -279,7 +325,7 @@ if ! is_active "$SWAP_PATH"; then
   CHANGED=1
 fi
 
-fstab_ok "$SWAP_PATH" || fstab_set "$SWAP_PATH" present
+fstab_ok "$SWAP_PATH" || { journal; fstab_set "$SWAP_PATH" present; }
 
 before=$(cat "$STATE" 2>/dev/null || true)
 write_state "$SWAP_PATH" "$SIZE" "$created" "$fstab_added" "$was_active"

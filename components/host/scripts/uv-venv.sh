@@ -41,6 +41,10 @@
 #   version under PV_UV_DIR, unless another venv step still uses it; then the
 #   directories it made if empty.
 #
+# A create or update that fails half-way leaves the host as it was: a new uv
+# or venv is removed again, a replaced one (other Python, other uv) is kept
+# aside until the run succeeds and put back otherwise (lib/txn.sh). Time
+# limit: 1800 s (PV_STEP_TIMEOUT).
 # State for undo: PV_STATE_DIR/uv-venv/<sha of venv path>.state
 # Needs: write access to the dirs above (root for the defaults), python3
 # (reads the index JSON, checks the hash, unpacks the wheel), network access
@@ -50,6 +54,8 @@ set -euo pipefail
 
 log() { printf 'uv-venv: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
@@ -101,6 +107,8 @@ venv_python_version() {
 }
 
 write_state() {
+  txn_new_dir "$STATE_DIR"
+  txn_save "$STATE"
   install -d -m 0755 "$STATE_DIR"
   local tmp
   tmp=$(mktemp "$STATE_DIR/.state.XXXXXX")
@@ -130,11 +138,11 @@ remove_empty_dirs() {
 
 install_uv() {
   log "installing uv $UV_VERSION from $INDEX_URL"
+  txn_new_dir "$UV_ROOT"
   install -d -m 0755 "$UV_ROOT"
   local tmp
   tmp=$(mktemp -d "$UV_ROOT/.uv-$UV_VERSION.XXXXXX")
-  # shellcheck disable=SC2064  # expand $tmp now
-  trap "rm -rf -- '$tmp'" EXIT
+  txn_undo rm -rf -- "$tmp"
   PV_TMP=$tmp PV_UV_VERSION=$UV_VERSION PV_INDEX=$INDEX_URL python3 - <<'PY' >&2
 import hashlib, json, os, platform, re, ssl, sys, time, urllib.parse, urllib.request, zipfile
 
@@ -257,10 +265,10 @@ PY
   local got
   got=$("$tmp/uv" --version 2>&1) || die "the extracted uv does not run: $got"
   [[ $got =~ ^uv\ ${UV_VERSION//./\\.}([[:space:]]|$) ]] || die "the extracted uv reports '$got', not $UV_VERSION"
-  rm -rf -- "$UV_DIR"
+  txn_move_aside "$UV_DIR"
+  txn_new_dir "$UV_DIR"
   mv -- "$tmp" "$UV_DIR"
   chmod 0755 "$UV_DIR"
-  trap - EXIT
   log "installed $got at $UV_BIN"
 }
 
@@ -292,6 +300,8 @@ python_matches() { # have want
 
 for d in "$UV_ROOT" "$STATE_DIR" "$(dirname "$VENV")"; do writable_or_root "$d"; done
 
+txn_begin uv-venv 1800
+
 if [[ $ACTION == create ]]; then
   [[ -n $PYTHON_SPEC ]] || die "PV_PYTHON is required (e.g. 3.11)"
   [[ $PYTHON_SPEC == /* || $PYTHON_SPEC =~ ^[0-9]+(\.[0-9]+){0,2}$ ]] || \
@@ -309,7 +319,7 @@ if [[ $ACTION == create ]]; then
   old_uv=$(state_get uv_version)
   if [[ -n $old_uv && $old_uv != "$UV_VERSION" && -d $UV_ROOT/$old_uv ]] && ! uv_used_elsewhere "$old_uv"; then
     log "removing uv $old_uv (no longer used)"
-    rm -rf -- "${UV_ROOT:?}/$old_uv"
+    txn_move_aside "${UV_ROOT:?}/$old_uv"
     changed=1
   fi
   dl_mode=never
@@ -332,8 +342,10 @@ if [[ $ACTION == create ]]; then
       else
         die "$VENV exists and is not a venv; refusing to replace it"
       fi
-      rm -rf -- "$VENV"
+      txn_move_aside "$VENV"
     fi
+    txn_new_dir "$(dirname "$VENV")"
+    txn_new_dir "$VENV"
     install -d -m 0755 "$(dirname "$VENV")"
     args=(venv --no-project --python "$PYTHON_SPEC" "$VENV")
     UV_PYTHON_DOWNLOADS=$dl_mode "$UV_BIN" "${args[@]}" >&2 || die "uv venv failed for Python $PYTHON_SPEC at $VENV"
@@ -346,6 +358,7 @@ if [[ $ACTION == create ]]; then
     write_state
   fi
   log "uv=$UV_BIN venv=$VENV python=$have"
+  txn_commit
   if (( changed )); then echo changed; else echo unchanged; fi
   exit 0
 fi
@@ -376,4 +389,5 @@ if [[ -f $STATE ]]; then
   changed=1
 fi
 remove_empty_dirs
+txn_commit
 if (( changed )); then echo changed; else echo unchanged; fi
