@@ -429,11 +429,6 @@ export function activationEst(arch: ModelArch, tp: number, tokens: number, seqs:
   return { total, sampler, rows };
 }
 
-/** Torch peak of the profile run (central estimate, bytes); see activationEst. */
-export function activationBytes(arch: ModelArch, tp: number, tokens: number, maxNumSeqs: number, version: string = NEWEST_CHECKED, engine: Engine = "V1"): number {
-  return activationEst(arch, tp, tokens, maxNumSeqs, version, engine).total.mid;
-}
-
 /**
  * CUDA-graph memory charged to the KV budget (§4.3): only in V1 from 0.20.0
  * (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 there; before,
@@ -465,11 +460,6 @@ export function cudaGraphOutsideEst(arch: ModelArch, _tp: number, pp: number, en
   const perPiece = (arch.moe ? 0.9 : 0.52) * 1024 ** 2;
   const mid = captureSizes(maxNumSeqs) * Math.ceil(arch.layers / pp) * perPiece;
   return est(mid, mid * 0.6, mid * 1.4);
-}
-
-/** Back-compat: the central CUDA-graph figure for the newest rules. */
-export function cudaGraphBytes(arch: ModelArch, tp: number, pp: number, maxNumSeqs: number, enforceEager: boolean, version: string = NEWEST_CHECKED): number {
-  return cudaGraphEst(arch, tp, pp, version, "V1", enforceEager, maxNumSeqs).mid;
 }
 
 /** CUDA context + torch/cuBLAS handles of one process on its GPU (init snapshot "cuda_memory=0.51GiB", 0.19 logs). */
@@ -521,11 +511,6 @@ export function nonTorchEst(version: string, engine: Engine, tp: number, pp: num
   if (engine === "V0" && inRange(version, "0.6.5", "0.7.0")) high += 1.6 * GiB;
   if (engine === "V1" && atLeast(version, "0.27.0")) high += 0.1 * GiB;
   return est(mid, low, high);
-}
-
-/** Back-compat: central non-torch figure for the newest rules. */
-export function nonTorchBytes(tp: number, pp: number, p2p: boolean, version: string = NEWEST_CHECKED): number {
-  return nonTorchEst(version, "V1", tp, pp, p2p, 0).mid;
 }
 
 /**

@@ -235,3 +235,18 @@ describe("version-aware stack plans", () => {
     expect(p.gpu.maxModelLen).toBeLessThan(largestModelLen(i, p.gpu.kvCacheGiB * GiB));
   });
 });
+
+describe("README's plan example", () => {
+  test("is what `plan --stack rig` prints today (GPU memory table)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { renderPlanText } = require("../../components/cli/render");
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { loadStackFile } = require("../../components/config/load");
+    const root = path.join(__dirname, "..", "..");
+    const loaded = loadStackFile(path.join(root, "Pulumi.rig.yaml"));
+    const text: string = renderPlanText(makePlan(loaded), loaded.config, "rig");
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const block = /```\n(GPU memory, per GPU \(busiest rank\):\n[\s\S]*?)\n```/.exec(readme)![1];
+    expect(text).toContain(block);
+  });
+});
