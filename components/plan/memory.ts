@@ -83,6 +83,12 @@ export interface GpuPlan {
   kvCacheGiBLow: number;
   kvCacheGiBHigh: number;
   kvBytesPerToken: number;
+  /**
+   * Tokens the central KV figure holds with every layer counted as full attention: what vLLM
+   * prints as "GPU KV cache size" for uniform models, and for sliding-window hybrids up to 0.20.0;
+   * from 0.20.1 vLLM prints max concurrency x max-model-len for hybrids, which shows the window
+   * savings (VLLM-MEMORY.md §4.4).
+   */
   kvCacheTokens: number;
   kvCacheTokensLow: number;
   kvCacheTokensHigh: number;
