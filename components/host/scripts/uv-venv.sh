@@ -340,6 +340,7 @@ if [[ $ACTION == create ]]; then
   if [[ ! -f $STATE && -f $VENV/pyvenv.cfg ]]; then
     [[ $ADOPT == 1 ]] || die "$VENV is a venv that pulumi-vllm did not make: refusing to take it over (destroy would delete it) -> choose another host.venvPath, or list 'venv' in host.adopt to use it (destroy then leaves it)"
     ADOPTED=1
+    changed=1
     log "adopting the existing venv $VENV (PV_ADOPT=1): delete will leave it"
   fi
   if [[ $ADOPTED == 1 && -n $have ]] && ! python_matches "$have" "$want"; then
