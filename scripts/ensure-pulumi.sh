@@ -27,9 +27,13 @@
 #   pulumi                  github.com/pulumi/pulumi/pkg/v3/cmd/pulumi at
 #                           PULUMI_VERSION, from a wrapper module that repeats
 #                           the replace directives of pkg/go.mod and sdk/go.mod.
-#   pulumi-language-nodejs  scripts/engine/nodejs-host (the upstream host module
-#                           is not served by the proxy; see main.go there), and
-#                           pulumi-resource-pulumi-nodejs for dynamic providers.
+#   pulumi-language-nodejs  upstream github.com/pulumi/pulumi
+#                           sdk/nodejs/cmd/pulumi-language-nodejs at
+#                           PULUMI_VERSION, from the unmodified source archive in
+#                           $PULUMI_VLLM_UPSTREAM (the proxy does not serve that
+#                           module): its relative replaces of pkg/sdk dropped and
+#                           both required at PULUMI_VERSION, as upstream's
+#                           release build resolves them.
 #   pulumi-resource-random  Terraform's random provider (TF_RANDOM_VERSION)
 #                           through pulumi-terraform-bridge, with the tokens of
 #                           the npm @pulumi/random SDK, reporting RANDOM_VERSION
@@ -37,18 +41,14 @@
 #                           provider/v4 is not served by the proxy). It has the
 #                           8 resources of that Terraform provider; the SDK's
 #                           RandomUuid4 and RandomUuid7 are not among them.
-#   pulumi-resource-command scripts/engine/command: pulumi-vllm's own
-#                           implementation of the command provider's
-#                           remote:Command (reporting COMMAND_VERSION), built
-#                           against github.com/pulumi/pulumi/sdk/v3 at
-#                           PULUMI_VERSION and golang.org/x/crypto/ssh. The
-#                           upstream module github.com/pulumi/pulumi-command/
-#                           provider is refused by the proxy (403 at every
-#                           version) and GitHub is not reachable; where the
-#                           upstream plugin can be downloaded, use it instead
-#                           (put it on PATH next to a pulumi $PULUMI_VERSION,
-#                           see step 1 below). scripts/engine/command/README.md
-#                           lists what differs from upstream.
+#   pulumi-resource-command upstream github.com/pulumi/pulumi-command/provider
+#                           at v$COMMAND_VERSION, unmodified, from the source
+#                           archive in $PULUMI_VLLM_UPSTREAM, with its own go.mod
+#                           and go.sum. This is the plugin users get from
+#                           `pulumi plugin install resource command 1.2.1`.
+#
+#   PULUMI_VLLM_UPSTREAM       where the upstream source archives are
+#                              (default <repo>/../shared/upstream)
 set -euo pipefail
 
 # ---- pinned versions -------------------------------------------------------
@@ -71,9 +71,13 @@ readonly GO_DIRECTIVE=1.25.11
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
 readonly TEMPLATES="$SCRIPT_DIR/engine"
+UPSTREAM=${PULUMI_VLLM_UPSTREAM:-$SCRIPT_DIR/../../shared/upstream}
+readonly UPSTREAM
+readonly COMMAND_TARBALL="pulumi-command-v${COMMAND_VERSION}-provider.tar.gz"
+readonly NODEJS_TARBALL="pulumi-language-nodejs-${PULUMI_VERSION}.tar.gz"
 CACHE_ROOT=${PULUMI_VLLM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-vllm}
 readonly CACHE_ROOT
-readonly ENGINE_DIR="$CACHE_ROOT/engine-${PULUMI_VERSION}-cmd${COMMAND_VERSION}-rand${RANDOM_VERSION}"
+readonly ENGINE_DIR="$CACHE_ROOT/engine-${PULUMI_VERSION}-cmd${COMMAND_VERSION}-rand${RANDOM_VERSION}-upstream"
 readonly BIN_DIR="$ENGINE_DIR/bin"
 readonly STAMP_DIR="$ENGINE_DIR/stamps"
 readonly BUILD_DIR="$ENGINE_DIR/build"
@@ -92,7 +96,8 @@ inputs_hash() {
       if [[ -d $f ]]; then
         find "$f" -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
       elif [[ -f $f ]]; then
-        sha256sum "$f"
+        # by content and name: the same archive reached by another path is the same input
+        printf '%s  %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "${f##*/}"
       fi
     done | sed "s|$TEMPLATES/||"
   } | sha256sum | cut -c1-16
@@ -148,9 +153,9 @@ export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 
 HASH_CLI=$(inputs_hash "cli $PULUMI_VERSION $CLIPBOARD_REPLACE $XTEXT_REPLACE")
-HASH_NODEJS=$(inputs_hash "nodejs $PULUMI_VERSION $XTEXT_REPLACE" "$TEMPLATES/nodejs-host")
+HASH_NODEJS=$(inputs_hash "nodejs-upstream $PULUMI_VERSION" "$UPSTREAM/$NODEJS_TARBALL")
 HASH_RANDOM=$(inputs_hash "random $RANDOM_VERSION $BRIDGE_VERSION $BRIDGE_PULUMI_VERSION $HCL_VERSION $TF_RANDOM_VERSION $TFSDK_REPLACE $CLIPBOARD_REPLACE" "$TEMPLATES/random")
-HASH_COMMAND=$(inputs_hash "command $COMMAND_VERSION $PULUMI_VERSION" "$TEMPLATES/command")
+HASH_COMMAND=$(inputs_hash "command-upstream $COMMAND_VERSION" "$UPSTREAM/$COMMAND_TARBALL")
 
 failed=""
 total_start=$SECONDS
@@ -230,18 +235,28 @@ build_cli() {
   "$BIN_DIR/pulumi" version
 }
 
+# Unpacks an upstream source archive into a fresh directory of the build dir.
+unpack_upstream() { # archive dest
+  [[ -f $UPSTREAM/$1 ]] || { echo "missing $UPSTREAM/$1 (set PULUMI_VLLM_UPSTREAM to the folder holding the upstream source archives)"; return 1; }
+  rm -rf "$2"
+  mkdir -p "$2"
+  tar -xzf "$UPSTREAM/$1" -C "$2" --strip-components=1
+}
+
 build_nodejs() {
-  local dir="$BUILD_DIR/nodejs"
-  REPLACES=("$XTEXT_REPLACE")
-  write_go_mod "$dir" pulumi-vllm.local/engine/nodejs \
-    "github.com/pulumi/pulumi/sdk/v3 $PULUMI_VERSION"
-  cp "$TEMPLATES/nodejs-host/main.go" "$dir/main.go"
-  (cd "$dir" && go build -trimpath -o "$dir/host.tmp" \
-    -ldflags "-s -w -X main.Version=${PULUMI_VERSION#v}" .)
+  local src="$BUILD_DIR/nodejs-upstream"
+  unpack_upstream "$NODEJS_TARBALL" "$src"
+  local dir="$src/sdk/nodejs/cmd/pulumi-language-nodejs"
+  # Upstream builds it inside its monorepo (relative replaces of pkg and sdk);
+  # outside it, require the released modules of the same tag instead.
+  (cd "$dir" &&
+    go mod edit -dropreplace github.com/pulumi/pulumi/pkg/v3 -dropreplace github.com/pulumi/pulumi/sdk/v3 \
+      -require "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" -require "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" &&
+    go mod tidy &&
+    go build -trimpath -o "$dir/host.tmp" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" .)
   install_bin "$dir/host.tmp" pulumi-language-nodejs
-  # The plugin the engine runs for Node.js dynamic providers.
-  cp "$TEMPLATES/nodejs-host/pulumi-resource-pulumi-nodejs" "$dir/dyn.tmp"
-  install_bin "$dir/dyn.tmp" pulumi-resource-pulumi-nodejs
+  rm -rf "$src"
 }
 
 build_random() {
@@ -291,18 +306,13 @@ build_random() {
 }
 
 build_command() {
-  # Its own module (go.mod and go.sum are in scripts/engine/command), copied
-  # into a build directory of its own.
-  local dir="$BUILD_DIR/command-src"
-  mkdir -p "$dir"
-  rm -f "$dir"/*.go "$dir/schema.json"
-  cp "$TEMPLATES/command"/*.go "$TEMPLATES/command/schema.json" \
-    "$TEMPLATES/command/go.mod" "$TEMPLATES/command/go.sum" "$dir/"
-  (cd "$dir" && go build -trimpath -o "$dir/command.tmp" \
-    -ldflags "-s -w -X main.Version=$COMMAND_VERSION" .)
-  install_bin "$dir/command.tmp" pulumi-resource-command
-  [[ $("$BIN_DIR/pulumi-resource-command" -version) == "$COMMAND_VERSION" ]] ||
-    { echo "pulumi-resource-command does not report version $COMMAND_VERSION"; return 1; }
+  local src="$BUILD_DIR/command-upstream"
+  unpack_upstream "$COMMAND_TARBALL" "$src"
+  (cd "$src/provider" && go build -trimpath -o "$src/command.tmp" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" \
+    ./cmd/pulumi-resource-command)
+  install_bin "$src/command.tmp" pulumi-resource-command
+  rm -rf "$src"
 }
 
 log "engine cache: $ENGINE_DIR (GOMODCACHE=$GOMODCACHE)"
@@ -349,7 +359,7 @@ publish_plugin pulumi-resource-command "$COMMAND_VERSION"
 publish_plugin pulumi-resource-random "$RANDOM_VERSION"
 PATH_DIR="$ENGINE_DIR/path"
 mkdir -p "$PATH_DIR"
-for b in pulumi pulumi-language-nodejs pulumi-resource-pulumi-nodejs; do
+for b in pulumi pulumi-language-nodejs; do
   [[ -x $BIN_DIR/$b ]] && ln -sfn "$BIN_DIR/$b" "$PATH_DIR/$b"
 done
 printf '%s\n' "$PATH_DIR"

@@ -13,6 +13,7 @@ import { ConfigError, didYouMean } from "../config/errors";
 import { loadStackFile, LoadedConfig, parseStackConfig } from "../config/load";
 import { makePlan, Plan, PlanError } from "../plan/plan";
 import { renderPlanText, planJson } from "./render";
+import { jsonTerminalSafe, terminalSafe } from "../config/strings";
 
 const USAGE = `usage:
   pulumi-vllm plan --stack <name> [--dir <project dir>] [--json]
@@ -53,7 +54,7 @@ function num(flags: Record<string, string | boolean>, name: string): number | un
   if (v === undefined) return undefined;
   const n = Number(v);
   if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
-    throw new ConfigError([`--${name}: "${v}" is not a number -> give a number`], "command line");
+    throw new ConfigError([`--${name}: ${JSON.stringify(v)} is not a number -> give a number`], "command line");
   }
   return n;
 }
@@ -121,11 +122,13 @@ export async function main(argv: string[], out = process.stdout, err = process.s
       return 0;
     }
     const { plan, stack, loaded } = planFromFlags(flags, cwd);
-    out.write(flags.json ? JSON.stringify(planJson(plan, stack), null, 2) + "\n" : renderPlanText(plan, loaded.config, stack));
+    // Nothing reaches the terminal raw: a bidi or zero-width character in a model's config.json (or
+    // anywhere) would make the plan read differently from what runs.
+    out.write(flags.json ? jsonTerminalSafe(JSON.stringify(planJson(plan, stack), null, 2)) + "\n" : terminalSafe(renderPlanText(plan, loaded.config, stack)));
     return plan.fits ? 0 : 2;
   } catch (e) {
     if (e instanceof ConfigError || e instanceof PlanError) {
-      err.write(e.message + "\n");
+      err.write(terminalSafe(e.message) + "\n");
       return 1;
     }
     throw e;

@@ -4,6 +4,7 @@
 // input value is echoed (a secret pasted into the wrong key must not end up
 // in a CI log).
 import { z } from "zod";
+import { describeValue, terminalSafe } from "./strings";
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], where: string) {
@@ -88,8 +89,26 @@ export function knownKeysAt(root: AnySchema, path: PropertyKey[], value: unknown
   return shape ? Object.keys(shape) : [];
 }
 
+const withArticle = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+
+/** What to write instead, by the type expected. */
+const TYPE_HINT: Record<string, string> = {
+  number: " (e.g. 0.85 or 4096; a string that spells a number is read as one)",
+  boolean: " (true or false)",
+  string: " (quote it in YAML)",
+  object: " (a map of keys, see the config reference)",
+  array: " (a YAML list)",
+};
+
+/** A key as written in a message: plain names as they are, anything else quoted, escaped and cut short (a key is input too). */
+export function showKey(k: PropertyKey): string {
+  const s = String(k);
+  if (/^[A-Za-z0-9_-]{1,64}$/.test(s)) return s;
+  return terminalSafe(JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}...` : s));
+}
+
 function keyOf(path: PropertyKey[]): string {
-  return path.length ? path.map(String).join(".") : "(stack config)";
+  return path.length ? path.map(showKey).join(".") : "(stack config)";
 }
 
 /** Format every issue of a failed parse; `value` is the input (for did-you-mean on unions), never echoed. */
@@ -102,7 +121,7 @@ export function formatIssues(issues: z.core.$ZodIssue[], root: AnySchema, value:
         const known = knownKeysAt(root, issue.path, value);
         for (const k of issue.keys) {
           const guess = didYouMean(k, known);
-          const where = issue.path.length ? `${keyOf(issue.path)}.${k}` : k;
+          const where = issue.path.length ? `${keyOf(issue.path)}.${showKey(k)}` : showKey(k);
           out.push(
             `${where}: unknown key -> ${guess ? `did you mean \`${guess}\`? ` : ""}known keys here: ${known.join(", ")}`,
           );
@@ -110,10 +129,20 @@ export function formatIssues(issues: z.core.$ZodIssue[], root: AnySchema, value:
         break;
       }
       case "invalid_type": {
-        const expected = issue.expected;
-        const missing = issue.message.includes("received undefined") || issue.input === undefined;
-        if (missing) out.push(`${key}: is required -> set ${key} (a ${expected})`);
-        else out.push(`${key}: ${issue.message.replace(/, received .*/, "")} -> give a ${expected}`);
+        const expected = withArticle(issue.expected);
+        // Without reportInput zod drops the input, and every wrong type read as missing.
+        if (issue.input === undefined) out.push(`${key}: is required -> set ${key} (${expected})`);
+        else out.push(`${key}: expected ${expected}, got ${describeValue(issue.input)} -> give ${expected}${TYPE_HINT[issue.expected] ?? ""}`);
+        break;
+      }
+      case "invalid_key": {
+        const inner = (issue as unknown as { issues?: { message: string }[] }).issues?.[0]?.message ?? "is not an allowed key";
+        out.push(inner.includes("->") ? `${key}: ${inner}` : `${key}: ${inner} -> rename it`);
+        break;
+      }
+      case "invalid_element": {
+        const inner = (issue as unknown as { issues?: { message: string }[] }).issues?.[0]?.message ?? "is not allowed";
+        out.push(inner.includes("->") ? `${key}: ${inner}` : `${key}: ${inner} -> change it`);
         break;
       }
       case "invalid_value": {

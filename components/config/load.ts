@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ConfigError, didYouMean, formatIssues } from "./errors";
+import { ConfigError, didYouMean, formatIssues, showKey } from "./errors";
 import { SECRET_KEYS, StackConfig, TOP_LEVEL_KEYS } from "./schema";
 
 export const PROJECT = "pulumi-vllm";
@@ -35,12 +35,12 @@ export function parseStackConfig(
     if ((SECRET_KEYS as readonly string[]).includes(key)) continue;
     if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) {
       const guess = didYouMean(key, TOP_LEVEL_KEYS);
-      problems.push(`${PROJECT}:${key}: unknown key -> ${guess ? `did you mean \`${PROJECT}:${guess}\`? ` : ""}known keys: ${TOP_LEVEL_KEYS.join(", ")}`);
+      problems.push(`${PROJECT}:${showKey(key)}: unknown key -> ${guess ? `did you mean \`${PROJECT}:${guess}\`? ` : ""}known keys: ${TOP_LEVEL_KEYS.join(", ")}`);
       continue;
     }
     plain[key] = value;
   }
-  const parsed = StackConfig.safeParse(plain);
+  const parsed = StackConfig.safeParse(plain, { reportInput: true });
   if (!parsed.success) problems.push(...formatIssues(parsed.error.issues, StackConfig, plain));
   if (parsed.success) problems.push(...crossChecks(parsed.data, secretsPresent));
   if (problems.length) throw new ConfigError(problems, where);

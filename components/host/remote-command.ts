@@ -111,23 +111,35 @@ export function scriptHash(script: string): string {
   return createHash("sha256").update(script, "utf8").digest("hex");
 }
 
+// A step script includes the shared step library with exactly this line (it
+// also works when the script is run from the source tree, and shellcheck
+// follows it); readStepScript puts the library's text in its place, so what
+// runs on the host is one self-contained `bash -c`.
+const INCLUDE_RE = /^\. "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)\/lib\/([a-z0-9-]+\.sh)"$/gm;
+
+function findScript(rel: string): string {
+  const candidates = [
+    path.join(__dirname, "scripts", rel),
+    path.resolve(__dirname, "..", "..", "..", "components", "host", "scripts", rel),
+  ];
+  for (const file of candidates) {
+    if (fs.existsSync(file)) return fs.readFileSync(file, "utf8");
+  }
+  throw new Error(`readStepScript: no script ${rel} (looked in ${candidates.join(", ")})`);
+}
+
 /**
- * The text of components/host/scripts/<step>.sh. Looks next to this module
- * first, then in the source tree (for code compiled to dist/, which does not
- * copy the .sh files).
+ * The text of components/host/scripts/<step>.sh with its library includes
+ * inlined. Looks next to this module first, then in the source tree (for code
+ * compiled to dist/, which does not copy the .sh files).
  */
 export function readStepScript(step: string): string {
   if (!STEP_RE.test(step)) {
     throw new Error(`readStepScript: bad step name ${JSON.stringify(step)}`);
   }
-  const candidates = [
-    path.join(__dirname, "scripts", `${step}.sh`),
-    path.resolve(__dirname, "..", "..", "..", "components", "host", "scripts", `${step}.sh`),
-  ];
-  for (const file of candidates) {
-    if (fs.existsSync(file)) return fs.readFileSync(file, "utf8");
-  }
-  throw new Error(`readStepScript: no script for step ${step} (looked in ${candidates.join(", ")})`);
+  return findScript(`${step}.sh`).replace(INCLUDE_RE, (_line, lib: string) =>
+    `# ---- included: lib/${lib} ----\n${findScript(`lib/${lib}`).replace(/^#!.*\n/, "")}# ---- end of lib/${lib} ----`,
+  );
 }
 
 /** The last line of a step's stdout, which says what it did. */

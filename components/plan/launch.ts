@@ -5,6 +5,7 @@
 // (VLLM_API_KEY keeps the key out of argv, VLLM-FACTS.md "Flags").
 import type { StackConfig } from "../config/schema";
 import type { ModelArch } from "./catalog";
+import { terminalSafe } from "../config/strings";
 import history from "./data/vllm-flag-history.json";
 import { compareVersions } from "./vllm-versions";
 
@@ -110,7 +111,22 @@ export function versionedValues(c: StackConfig): { flag: string; value: string; 
   return out;
 }
 
-/** Shell-quote for display (the `plan` command prints the command line). */
+/**
+ * Shell-quote one word, for the `plan` command's command line and the SLURM
+ * batch script. A word holding a character a terminal would not show as
+ * itself (control, bidi, zero-width; the schema refuses these in config)
+ * is written in bash's $'...' form with that character escaped, so the text
+ * shown is the text that runs.
+ */
 export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
+  if (terminalSafe(s) === s && !/[\n\t]/.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
+  let out = "";
+  for (const ch of s) {
+    const code = ch.codePointAt(0)!;
+    if (ch === "\\" || ch === "'") out += "\\" + ch;
+    else if (terminalSafe(ch) !== ch || ch === "\n" || ch === "\t") out += code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+    else out += ch;
+  }
+  return `$'${out}'`;
 }

@@ -28,6 +28,8 @@ export interface VersionRule {
 
 export const MIN_SUPPORTED = "0.6.0";
 
+import { compareVersions as comparePep440 } from "./version";
+
 // The history itself lives in data/vllm-flag-history.json: every version was
 // read from the release's own arg_utils.py / envs.py (sources per entry).
 import history from "./data/vllm-flag-history.json";
@@ -81,14 +83,9 @@ function rulesOf(entries: Record<string, HistoryEntry>): VersionRule[] {
 export const FLAG_RULES: VersionRule[] = rulesOf(history.flags as Record<string, HistoryEntry>);
 export const ENV_RULES: VersionRule[] = rulesOf(history.env as Record<string, HistoryEntry>);
 
-/** Compare x.y.z versions. */
+/** Compare versions in PEP 440 order (0.10.1 < 0.10.1.1, 0.8.5 < 0.8.5.post1, 0.20.0rc1 < 0.20.0); see ./version.ts. */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split(".").map(Number);
-  const pb = b.split(".").map(Number);
-  for (let i = 0; i < 3; i++) {
-    if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
-  }
-  return 0;
+  return comparePep440(a, b);
 }
 
 function check(rule: VersionRule, version: string, where: string): string | undefined {

@@ -119,10 +119,13 @@ test("destroy cancels the job: nothing in squeue, nothing running in sacct", asy
   expect((await loginOk(c, "sacct -n -X -a -s R -o JobID")).trim()).toBe("");
 });
 
-test("a partition that does not exist fails up with SLURM's error", async () => {
+test("a partition that does not exist fails up with SLURM's error; the failed submission leaves no secrets file or batch script", async () => {
   stack = await openStack(stack.name, config((x) => (x.slurm.partition = "nosuchpartition")));
   await expect(up()).rejects.toThrow(/sbatch refused the job: .*[Ii]nvalid partition/);
   expect(await squeue()).toBe("");
+  // upstream records nothing for the failed create, so no delete will ever run for it
+  const left = await loginOk(c, "ls -A /shared/cache/secrets /shared/cache/jobs /shared/cache/state 2>/dev/null || true");
+  expect(left).not.toMatch(/pulumi-vllm\.(env|sbatch|job)/);
 });
 
 test("a job that pends too long is cancelled and fails up with SLURM's reason", async () => {

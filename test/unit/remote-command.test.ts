@@ -174,4 +174,21 @@ describe("scriptHash / stepResult / readStepScript", () => {
     expect(() => readStepScript("../etc/passwd")).toThrow(/bad step name/);
     expect(() => readStepScript("no-such-step")).toThrow(/no script/);
   });
+
+  it("inlines the step library: every step runs as one self-contained script", () => {
+    const fs = require("fs") as typeof import("fs");
+    const dir = require("path").join(__dirname, "..", "..", "components", "host", "scripts");
+    const steps = fs.readdirSync(dir).filter((f: string) => f.endsWith(".sh")).map((f: string) => f.replace(/\.sh$/, ""));
+    expect(steps.length).toBeGreaterThanOrEqual(9);
+    for (const step of steps) {
+      const text = readStepScript(step);
+      // Every step that runs on a host opens a journal and bounds its output.
+      expect({ step, includes: /^# ---- included: lib\/txn\.sh ----$/m.test(text) }).toEqual({ step, includes: true });
+      expect(text).toMatch(/^txn_begin\(\) \{$/m);
+      expect(text).toMatch(/^txn_begin [a-z-]+/m);
+      expect(text).not.toMatch(/^\. "\$\(dirname/m);
+    }
+    // The library is part of what is hashed: editing it re-runs every step.
+    expect(readStepScript("swapfile")).toContain(fs.readFileSync(require("path").join(dir, "lib", "txn.sh"), "utf8").split("\n").slice(1).join("\n"));
+  });
 });

@@ -33,6 +33,9 @@
 # delete: if this step installed earlyoom, purges it (and what came with it);
 #   otherwise puts the saved /etc/default/earlyoom back (content, mode, mtime),
 #   restarts earlyoom if the config changed, and restores enabled/running.
+# A create or update that fails half-way (apt, or earlyoom refusing the new
+# arguments) puts back the previous config file and service state and purges
+# what this run installed (lib/txn.sh). Time limit: 900 s (PV_STEP_TIMEOUT).
 # State (for delete): /var/lib/pulumi-vllm/earlyoom/.
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
@@ -40,6 +43,8 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 
 log() { printf 'pv-earlyoom: %s\n' "$*" >&2; }
 die() { printf 'pv-earlyoom: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 
 STATE_DIR=/var/lib/pulumi-vllm/earlyoom
 CONF=/etc/default/earlyoom
@@ -53,37 +58,8 @@ CHANGED=0
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
 command -v systemctl >/dev/null || die "systemctl not found: this step needs a systemd host"
 
-# --- apt helpers (same as toolchain.sh) --------------------------------------
-apt_get() {
-  local deadline errf rc waited=0
-  deadline=$(( $(date +%s) + LOCK_TIMEOUT ))
-  errf=$(mktemp)
-  while :; do
-    rc=0
-    apt-get -q -y -o DPkg::Lock::Timeout="$LOCK_TIMEOUT" -o Dpkg::Use-Pty=0 \
-      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-      "$@" </dev/null >&2 2>"$errf" || rc=$?
-    if (( rc != 0 )) && grep -qE 'Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock' "$errf" \
-      && (( $(date +%s) < deadline )); then
-      if (( ! waited )); then
-        log "apt is locked by another process ($(grep -m1 -oE 'held by process [0-9]+( \([^)]*\))?' "$errf" || echo 'unknown holder')); waiting up to ${LOCK_TIMEOUT}s"
-        waited=1
-      fi
-      sleep 2
-      continue
-    fi
-    cat "$errf" >&2
-    rm -f "$errf"
-    return "$rc"
-  done
-}
-is_installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' -- "$1" 2>/dev/null) == "ii " ]]; }
-installed_set() { dpkg-query -W -f='${binary:Package} ${db:Status-Abbrev}\n' | awk '$2 == "ii" { print $1 }' | sed 's/:[a-z0-9]*$//' | sort -u; }
-has_candidate() {
-  local c
-  c=$(apt-cache policy -- "$1" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
-  [[ -n $c && $c != "(none)" ]]
-}
+# shellcheck source=SCRIPTDIR/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 drop_state() {
   rm -rf -- "$STATE_DIR"
@@ -92,10 +68,21 @@ drop_state() {
 unit_enabled() { [[ $(systemctl is-enabled "$UNIT" 2>/dev/null || true) == enabled ]]; }
 unit_active() { systemctl is-active --quiet "$UNIT"; }
 
+# Rollback of a failed create/update, after the config file is back: the
+# service as it was.
+undo_service() { # was_enabled was_active
+  is_installed earlyoom || return 0
+  if [[ $1 == 1 ]]; then systemctl enable "$UNIT" 2>/dev/null || true; else systemctl disable "$UNIT" 2>/dev/null || true; fi
+  if [[ $2 == 1 ]]; then systemctl restart "$UNIT" || true; else systemctl stop "$UNIT" 2>/dev/null || true; fi
+}
+
+txn_begin earlyoom 900
+
 # --- delete -------------------------------------------------------------------
 if [[ $ACTION == delete ]]; then
   if [[ ! -d $STATE_DIR ]]; then
     log "nothing recorded by this step; nothing to undo"
+    txn_commit
     echo unchanged
     exit 0
   fi
@@ -113,6 +100,10 @@ if [[ $ACTION == delete ]]; then
       log "purging ${PURGE[*]} (installed by this step)"
       apt_get purge -- "${PURGE[@]}" || die "apt-get purge ${PURGE[*]} failed (see above)"
     fi
+    if [[ -f $STATE_DIR/orig-default ]] && ! cmp -s "$STATE_DIR/orig-default" "$CONF"; then
+      log "putting back the $CONF that was there before earlyoom was installed"
+      cp -p -- "$STATE_DIR/orig-default" "$CONF"
+    fi
   else
     if [[ -f $STATE_DIR/orig-default ]]; then
       if ! cmp -s "$STATE_DIR/orig-default" "$CONF"; then
@@ -129,6 +120,7 @@ if [[ $ACTION == delete ]]; then
     if [[ -f $STATE_DIR/orig-inactive ]] && unit_active; then systemctl stop "$UNIT"; fi
   fi
   drop_state
+  txn_commit
   echo changed
   exit 0
 fi
@@ -169,21 +161,39 @@ WANT_CONF="# Managed by pulumi-vllm (earlyoom step); changes here are overwritte
 EARLYOOM_ARGS=\"$line\""
 
 # --- create: install ------------------------------------------------------------
+# Journaled before the first change (a run that changes nothing writes nothing).
+was_enabled=0; was_active=0
+unit_enabled && was_enabled=1
+unit_active && was_active=1
+JOURNALED=0
+journal() {
+  (( JOURNALED )) && return 0
+  txn_undo undo_service "$was_enabled" "$was_active"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$CONF"
+  JOURNALED=1
+}
+[[ -d $STATE_DIR ]] || journal
 mkdir -p "$STATE_DIR"
 if ! is_installed earlyoom; then
+  journal
   if [[ ! -f $STATE_DIR/orig-absent && ! -f $STATE_DIR/orig-default ]]; then
-    : >"$STATE_DIR/orig-absent"
+    # A config written before the package was there is the user's: the
+    # package's purge would take it (it becomes a conffile), delete puts it back.
+    if [[ -f $CONF ]]; then cp -p -- "$CONF" "$STATE_DIR/orig-default"; else : >"$STATE_DIR/orig-absent"; fi
   fi
   log "installing earlyoom"
   apt_get update || die "apt-get update failed (see above)"
   has_candidate earlyoom || die "package earlyoom has no install candidate in the configured apt sources (Debian/Ubuntu: universe/main). Nothing was installed."
-  BEFORE=$(installed_set)
+  BEFORE=$(installed_set | base_names)
+  txn_undo undo_install "$(present_set)"
   apt_get install --no-install-recommends -- earlyoom || die "apt-get install earlyoom failed (see above)"
-  comm -13 <(printf '%s\n' "$BEFORE") <(installed_set) >"$STATE_DIR/added"
+  comm -13 <(printf '%s\n' "$BEFORE") <(installed_set | base_names) >"$STATE_DIR/added"
   : >"$STATE_DIR/installed-by-us"
   CHANGED=1
 elif [[ ! -f $STATE_DIR/orig-default && ! -f $STATE_DIR/orig-absent ]]; then
   # First create on a host that already has earlyoom: keep what it had.
+  journal
   if [[ -f $CONF ]]; then cp -p -- "$CONF" "$STATE_DIR/orig-default"; else : >"$STATE_DIR/orig-absent"; fi
   unit_enabled || : >"$STATE_DIR/orig-disabled"
   unit_active || : >"$STATE_DIR/orig-inactive"
@@ -194,6 +204,7 @@ fi
 # --- create: configure ----------------------------------------------------------
 RESTART=0
 if [[ ! -f $CONF ]] || [[ $(cat "$CONF") != "$WANT_CONF" ]]; then
+  journal
   log "writing $CONF: EARLYOOM_ARGS=\"$line\""
   tmp=$(mktemp "$CONF.pv.XXXXXX")
   printf '%s\n' "$WANT_CONF" >"$tmp"
@@ -203,11 +214,13 @@ if [[ ! -f $CONF ]] || [[ $(cat "$CONF") != "$WANT_CONF" ]]; then
   CHANGED=1
 fi
 if ! unit_enabled; then
+  journal
   log "enabling $UNIT"
   systemctl enable "$UNIT" >&2 2>&1
   CHANGED=1
 fi
 if ! unit_active; then
+  journal
   log "starting $UNIT"
   systemctl start "$UNIT"
   CHANGED=1
@@ -234,4 +247,5 @@ if [[ "${GOT[*]:1}" != "${ARGS[*]}" || ${#GOT[@]} -ne $(( ${#ARGS[@]} + 1 )) ]];
 fi
 log "earlyoom pid $pid runs with: ${ARGS[*]}"
 
+txn_commit
 if (( CHANGED )); then echo changed; else echo unchanged; fi

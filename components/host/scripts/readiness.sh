@@ -36,6 +36,8 @@ set -euo pipefail
 log() { printf 'readiness: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -62,6 +64,8 @@ BASE_URL=${BASE_URL%/}
 for v in TIMEOUT POLL HEARTBEAT TAIL; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "PV_${v}_SECONDS/LINES must be a positive integer, got '${!v}'"
 done
+# Bounded output, and a hard stop a little after the gate's own timeout.
+txn_begin readiness "$((TIMEOUT + 120))"
 command -v curl >/dev/null || die "curl is not installed"
 command -v journalctl >/dev/null || die "journalctl not found: this step needs systemd"
 
@@ -233,6 +237,7 @@ while :; do
     case $code in
       200)
         if model_listed "$body"; then
+          show_progress # the lines logged since the last poll (startup complete)
           printf 'ready: %s serves %s (%s, MainPID %s) after %ss\n' "$BASE_URL" "$MODEL" "$state" "${U[MainPID]:-?}" "$(elapsed)"
           echo unchanged
           exit 0

@@ -23,10 +23,18 @@
 #   the tail of its log.
 # delete: cancels the recorded job, waits until squeue no longer lists it,
 #   removes the script, the secrets file and the record.
+# A create or update that fails (sbatch refuses, the job pends too long or
+# ends) cancels the job it submitted and puts back the script, secrets file
+# and record as they were; when it had cancelled the previous job, that job's
+# script is submitted again (lib/txn.sh, journal under PV_STATE_DIR). Time
+# limit: the pending timeout plus 600 s (PV_STEP_TIMEOUT).
 set -euo pipefail
 
 : "${PV_ACTION:?}" "${PV_JOB_NAME:?}" "${PV_SECRETS_FILE:?}"
-STATE_DIR=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}
+export PV_STATE_DIR=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}
+STATE_DIR=$PV_STATE_DIR
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 STATE="$STATE_DIR/$PV_JOB_NAME.job"
 SCRIPT="${PV_SCRIPT_DIR:-$STATE_DIR}/$PV_JOB_NAME.sbatch"
 POLL=${PV_POLL_SECONDS:-5}
@@ -70,14 +78,32 @@ cancel_and_wait() {
   return 1
 }
 
+# Rollback: the job this run submitted goes; the previous one (cancelled by
+# this run) is submitted again from its restored script, and recorded.
+undo_cancel() { scancel "$1" 2>/dev/null || true; }
+undo_resubmit() { # previous record: "<id> <hash>"
+  local out
+  [[ -f $SCRIPT ]] || return 0
+  if out=$(sbatch --parsable "$SCRIPT" 2>&1); then
+    log "rollback: submitted the previous job again as ${out%%;*}"
+    echo "${out%%;*} ${1#* }" >"$STATE"
+  else
+    log "rollback: sbatch refused the previous job: $out"
+  fi
+}
+
+txn_begin slurm-job "$(( ${PV_PENDING_TIMEOUT:-1800} + 600 ))"
+
 if [[ $PV_ACTION == delete ]]; then
   if [[ -f $STATE ]]; then
     read -r id _ <"$STATE"
     cancel_and_wait "$id"
     rm -f "$STATE" "$SCRIPT" "$PV_SECRETS_FILE"
+    txn_commit
     echo changed
   else
     rm -f "$SCRIPT" "$PV_SECRETS_FILE"
+    txn_commit
     echo unchanged
   fi
   exit 0
@@ -85,6 +111,7 @@ fi
 
 : "${PV_BATCH_SCRIPT:?}" "${PV_LOG_DIR:?}"
 umask 077
+for d in "$STATE_DIR" "$(dirname "$SCRIPT")" "$(dirname "$PV_SECRETS_FILE")" "$PV_LOG_DIR"; do txn_new_dir "$d"; done
 mkdir -p "$STATE_DIR" "$(dirname "$SCRIPT")" "$(dirname "$PV_SECRETS_FILE")"
 mkdir -p "$PV_LOG_DIR"
 
@@ -99,19 +126,24 @@ result=unchanged
 if [[ -n $id && $recorded == "$want" && -n $(job_state "$id") ]]; then
   log "job $id is already submitted with this script"
 else
-  [[ -n $id ]] && cancel_and_wait "$id"
+  txn_save "$STATE" "$SCRIPT" "$PV_SECRETS_FILE"
+  if [[ -n $id && -n $(job_state "$id") ]]; then
+    txn_undo undo_resubmit "$id $recorded"
+    cancel_and_wait "$id"
+  fi
   tmp=$(mktemp "$PV_SECRETS_FILE.XXXXXX")
+  txn_undo rm -f -- "$tmp"
   printf '%s' "$secrets" >"$tmp"
   [[ -z $secrets || $secrets == *$'\n' ]] || printf '\n' >>"$tmp"
   chmod 600 "$tmp"
   mv -f "$tmp" "$PV_SECRETS_FILE"
   printf '%s' "$PV_BATCH_SCRIPT" >"$SCRIPT"
   if ! out=$(sbatch --parsable "$SCRIPT" 2>&1); then
-    rm -f "$STATE"
     echo "slurm-job: sbatch refused the job: $out" >&2
     exit 1
   fi
   id=${out%%;*}
+  txn_undo undo_cancel "$id"
   echo "$id $want" >"$STATE"
   log "submitted job $id"
   result=changed
@@ -126,15 +158,12 @@ while :; do
     PENDING | CONFIGURING | REQUEUED)
       if ((SECONDS >= deadline)); then
         reason=$(squeue -h -j "$id" -o %r 2>/dev/null || true)
-        scancel "$id" || true
-        rm -f "$STATE"
         echo "slurm-job: job $id pended longer than ${PV_PENDING_TIMEOUT:-1800} s (SLURM reason: ${reason:-unknown}); cancelled it -> check the partition, account and qos, or raise slurm.pendingTimeoutMinutes" >&2
         exit 1
       fi
       log "job $id is $st ($(squeue -h -j "$id" -o %r 2>/dev/null || true))"
       ;;
     "")
-      rm -f "$STATE"
       echo "slurm-job: job $id ended before it ran the server: $(ended_reason "$id")" >&2
       echo "--- last lines of $logfile ---" >&2
       redacted_tail "$logfile" >&2
@@ -153,4 +182,5 @@ echo "job_id=$id"
 echo "head_node=$head"
 echo "nodes=$nodes"
 echo "log=$logfile"
+txn_commit
 echo "$result"

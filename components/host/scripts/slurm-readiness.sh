@@ -20,13 +20,19 @@
 set -euo pipefail
 
 : "${PV_ACTION:?}" "${PV_JOB_NAME:?}"
+export PV_STATE_DIR=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 if [[ $PV_ACTION == delete ]]; then
   echo unchanged
   exit 0
 fi
 : "${PV_LOG_DIR:?}" "${PV_SECRETS_FILE:?}" "${PV_PORT:?}" "${PV_SERVED_MODEL:?}"
-STATE=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}/$PV_JOB_NAME.job
+STATE=$PV_STATE_DIR/$PV_JOB_NAME.job
 TIMEOUT=${PV_TIMEOUT_SECONDS:-3600}
+[[ $TIMEOUT =~ ^[0-9]+$ ]] || { echo "slurm-readiness: PV_TIMEOUT_SECONDS must be a whole number, got '$TIMEOUT'" >&2; exit 1; }
+# Bounded output, and a hard stop a little after the gate's own timeout.
+txn_begin slurm-readiness "$((TIMEOUT + 120))"
 POLL=${PV_POLL_SECONDS:-5}
 
 [[ -f $STATE ]] || { echo "slurm-readiness: no job recorded in $STATE -> the slurm-job step must run first" >&2; exit 1; }
@@ -38,17 +44,22 @@ if [[ -f $PV_SECRETS_FILE ]]; then
   key=$(sed -n 's/^VLLM_API_KEY=//p' "$PV_SECRETS_FILE" | tail -n 1)
 fi
 
-redacted_tail() {
-  local text
-  [[ -f $logfile ]] || { echo "(no log at $logfile)"; return; }
-  text=$(tail -n "${1:-40}" "$logfile")
+# Every secret value of the job's secrets file replaced by [REDACTED] in stdin.
+redact() {
+  local text line v
+  text=$(cat)
   if [[ -f $PV_SECRETS_FILE ]]; then
     while IFS= read -r line; do
-      local v=${line#*=}
-      [[ -n $v && $line == *=* ]] && text=${text//"$v"/[REDACTED]}
+      v=${line#*=}
+      if [[ -n $v && $line == *=* ]]; then text=${text//"$v"/[REDACTED]}; fi
     done <"$PV_SECRETS_FILE"
   fi
   printf '%s\n' "$text"
+}
+
+redacted_tail() {
+  [[ -f $logfile ]] || { echo "(no log at $logfile)"; return; }
+  tail -n "${1:-40}" "$logfile" | redact
 }
 
 fail() {
@@ -93,7 +104,7 @@ while :; do
   if [[ -f $logfile ]]; then
     total=$(wc -l <"$logfile")
     if ((total > seen)); then
-      tail -n +"$((seen + 1))" "$logfile" | grep -E 'Loading|loading|%|[Gg]raph|startup|Started|Starting|node|rank' | tail -n 5 | sed 's/^/progress: /' >&2 || true
+      tail -n +"$((seen + 1))" "$logfile" | grep -E 'Loading|loading|%|[Gg]raph|startup|Started|Starting|node|rank' | tail -n 5 | redact | sed 's/^/progress: /' >&2 || true
       seen=$total
     fi
   fi

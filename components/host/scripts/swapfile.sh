@@ -12,6 +12,8 @@
 #   PV_SWAP_SIZE_MIB      size in MiB; 0 = no swap: create removes our swap file
 #   PV_SWAP_MIN_FREE_MIB  free space (MiB) that must remain on the file system
 #                         after the swap file is written (default 1024)
+#   PV_ADOPT              optional: 1 = resize a swap file of another size that
+#                         this step did not make (default 0: refuse it)
 #   PV_SWAP_ALLOC         auto | fallocate | dd (default auto: fallocate, and dd
 #                         when fallocate is unsupported, leaves holes, or the
 #                         kernel refuses the fallocated file)
@@ -24,12 +26,18 @@
 #   the new file under a temp name (mode 0600 from the start), mkswap, renames
 #   it into place, swapon; makes /etc/fstab hold exactly one line
 #   `<path> none swap sw 0 0` (stale or duplicate lines for the path replaced).
-#   A file of the right size already at the path (made by hand) is adopted, not
-#   rewritten. A changed PV_SWAP_PATH removes the swap file this step made at
+#   A swap file of the right size already at the path (made by hand) is
+#   adopted, not rewritten. Ownership: a file at the path that is not a swap
+#   file is never touched; a swap file of another size that this step did not
+#   make is refused unless PV_ADOPT=1 (then resized, and left by delete). A changed PV_SWAP_PATH removes the swap file this step made at
 #   the old path.
 # delete: swaps off and removes the swap file this step made and its fstab
 #   line; an adopted file is left (swapped off again if it was off before);
 #   nothing recorded -> `unchanged`.
+# A create or update that fails half-way leaves the host as it was: a new
+# file is swapped off and removed, a replaced one of the old size is made
+# again, /etc/fstab and the state are put back, swap is on again if it was
+# (lib/txn.sh). Time limit: 3600 s (PV_STEP_TIMEOUT; dd of a large file).
 # State (for delete): /var/lib/pulumi-vllm/swapfile/state (key=value lines).
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
@@ -37,6 +45,8 @@ export LC_ALL=C
 
 log() { printf 'pv-swapfile: %s\n' "$*" >&2; }
 die() { printf 'pv-swapfile: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 
 STATE_DIR=/var/lib/pulumi-vllm/swapfile
 STATE="$STATE_DIR/state"
@@ -44,9 +54,6 @@ FSTAB=${PV_FSTAB:-/etc/fstab}
 ACTION=${PV_ACTION:-}
 CHANGED=0
 TMPFILE=
-
-cleanup() { if [[ -n $TMPFILE ]]; then rm -f -- "$TMPFILE"; fi; }
-trap cleanup EXIT
 
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete (got '${ACTION}')"
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
@@ -71,6 +78,7 @@ write_state() { # path size_mib created fstab_added was_active
   want=$(printf 'path=%s\nsize_mib=%s\ncreated=%s\nfstab_added=%s\nwas_active=%s' "$@")
   # Touch nothing (not even the dir, with a temp file) when it is already so.
   if [[ -f $STATE && $(cat "$STATE") == "$want" ]]; then return 0; fi
+  journal
   mkdir -p "$STATE_DIR"
   printf '%s\n' "$want" >"$STATE.tmp"
   mv -f "$STATE.tmp" "$STATE"
@@ -175,7 +183,22 @@ do_remove_recorded() {
   CHANGED=1
 }
 
-finish() { if (( CHANGED )); then echo changed; else echo unchanged; fi; }
+finish() { txn_commit; if (( CHANGED )); then echo changed; else echo unchanged; fi; }
+
+# --- rollback of a failed create/update (see lib/txn.sh) ----------------------
+undo_swap_off() { if is_active "$1"; then swapoff -- "$1" || true; fi; }
+# A swap file this run replaced: made again at its old size.
+undo_recreate() { # path size_mib
+  [[ -e $1 || $2 -le 0 ]] && return 0
+  allocate "$1.pv-new" "$2" fallocate || allocate "$1.pv-new" "$2" dd || return 1
+  mv -f -- "$1.pv-new" "$1"
+}
+undo_swap_state() { # path was_active
+  if [[ $2 == 1 && -f $1 ]] && ! is_active "$1"; then swapon -- "$1" || true; fi
+  if [[ $2 == 0 ]]; then undo_swap_off "$1"; fi
+}
+
+txn_begin swapfile 3600
 
 if [[ $ACTION == delete ]]; then
   do_remove_recorded
@@ -209,9 +232,27 @@ if [[ -e $SWAP_PATH || -L $SWAP_PATH ]] && [[ ! -f $SWAP_PATH || -L $SWAP_PATH ]
 fi
 
 read_state
-# The path changed: take away the swap file this step made at the old path.
+# Journaled before the first change (a run that changes nothing writes
+# nothing): fstab and the state as they are, and swap on/off as it is.
+JOURNALED=0
+WAS_ACTIVE=0
+is_active "$SWAP_PATH" && WAS_ACTIVE=1
+journal() {
+  (( JOURNALED )) && return 0
+  txn_undo undo_swap_state "$SWAP_PATH" "$WAS_ACTIVE"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$FSTAB" "$STATE"
+  JOURNALED=1
+}
+# The path changed: take away the swap file this step made at the old path
+# (made again, and on, if this run fails).
 if [[ -n ${ST[path]:-} && ${ST[path]} != "$SWAP_PATH" ]]; then
+  journal
   log "swap path changed from ${ST[path]} to $SWAP_PATH"
+  if [[ -f ${ST[path]} ]]; then
+    txn_undo undo_swap_state "${ST[path]}" "$(is_active "${ST[path]}" && echo 1 || echo 0)"
+    [[ ${ST[created]:-0} == 1 ]] && txn_undo undo_recreate "${ST[path]}" "${ST[size_mib]:-0}"
+  fi
   do_remove_recorded
   read_state
 fi
@@ -220,14 +261,24 @@ created=${ST[created]:-}
 fstab_added=${ST[fstab_added]:-}
 was_active=${ST[was_active]:-}
 if [[ -z $created ]]; then
-  # First create: remember what was there before us.
-  if [[ -e $SWAP_PATH ]]; then created=0; else created=1; fi
+  # First create: remember what was there before us, and take nothing that is not ours.
+  if [[ -e $SWAP_PATH ]]; then
+    created=0
+    has_swap_signature "$SWAP_PATH" ||
+      die "$SWAP_PATH exists and is not a swap file: refusing to touch it -> choose another host.swap.path"
+    if ! size_ok "$SWAP_PATH" "$SIZE" && [[ ${PV_ADOPT:-0} != 1 ]]; then
+      die "$SWAP_PATH is a swap file of $(( $(stat -c %s -- "$SWAP_PATH") / 1048576 )) MiB that pulumi-vllm did not make: refusing to replace it (destroy would then delete it) -> choose another host.swap.path, set host.swap to its size, or list 'swap' in host.adopt to resize it (destroy then leaves it)"
+    fi
+  else
+    created=1
+  fi
   if has_fstab_entry "$SWAP_PATH"; then fstab_added=0; else fstab_added=1; fi
   if is_active "$SWAP_PATH"; then was_active=1; else was_active=0; fi
 fi
 
 if size_ok "$SWAP_PATH" "$SIZE"; then
   if ! perms_ok "$SWAP_PATH"; then
+    journal
     log "chmod 600 $SWAP_PATH"
     chown 0:0 -- "$SWAP_PATH"
     chmod 0600 -- "$SWAP_PATH"
@@ -242,13 +293,18 @@ else
   if (( avail + reclaim < need )); then
     die "not enough room for a ${SIZE} MiB swap file at $SWAP_PATH: $(( (avail + reclaim) / 1048576 )) MiB available on $(df -P -- "$DIR" | awk 'NR == 2 { print $6 }'), need ${SIZE} MiB + ${MARGIN} MiB margin (PV_SWAP_MIN_FREE_MIB). Nothing was changed; lower PV_SWAP_SIZE_MIB or free disk space."
   fi
+  journal
   if [[ -f $SWAP_PATH ]]; then
     log "$SWAP_PATH has the wrong size or no swap signature: recreating it as ${SIZE} MiB"
+    old_mib=$(( $(stat -c %s -- "$SWAP_PATH") / 1048576 ))
+    old_swap=0
+    has_swap_signature "$SWAP_PATH" && old_swap=1
     swap_off "$SWAP_PATH"
     rm -f -- "$SWAP_PATH"
-    created=1
+    if (( old_swap && old_mib > 0 )); then txn_undo undo_recreate "$SWAP_PATH" "$old_mib"; fi
   fi
   TMPFILE="$SWAP_PATH.pv-new"
+  txn_save "$SWAP_PATH" "$TMPFILE"
   method=$ALLOC
   if [[ $method == auto ]]; then method=fallocate; fi
   log "creating ${SIZE} MiB swap file $SWAP_PATH ($method)"
@@ -263,6 +319,8 @@ else
 fi
 
 if ! is_active "$SWAP_PATH"; then
+  journal
+  txn_undo undo_swap_off "$SWAP_PATH"
   log "swapon $SWAP_PATH"
   if ! swapon -- "$SWAP_PATH"; then
     if [[ $ALLOC == auto && ${method:-} == fallocate ]]; then
@@ -279,7 +337,7 @@ if ! is_active "$SWAP_PATH"; then
   CHANGED=1
 fi
 
-fstab_ok "$SWAP_PATH" || fstab_set "$SWAP_PATH" present
+fstab_ok "$SWAP_PATH" || { journal; fstab_set "$SWAP_PATH" present; }
 
 before=$(cat "$STATE" 2>/dev/null || true)
 write_state "$SWAP_PATH" "$SIZE" "$created" "$fstab_added" "$was_active"

@@ -26,6 +26,10 @@
 #   dependencies that came with them and are now unused. Packages that were
 #   there before create are never touched; one of ours that another package
 #   now depends on is kept (marked automatically installed).
+# A create or update that fails half-way (a broken mirror, a full disk, the
+# time limit) purges what this run installed and puts the state files back
+# (lib/txn.sh). Time limit: 1800 s (PV_STEP_TIMEOUT); apt waits for held locks
+# at most PV_APT_LOCK_TIMEOUT of that.
 # State (for delete): /var/lib/pulumi-vllm/toolchain/{requested,added}.
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
@@ -33,6 +37,8 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 
 log() { printf 'pv-toolchain: %s\n' "$*" >&2; }
 die() { printf 'pv-toolchain: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 
 STATE_DIR=/var/lib/pulumi-vllm/toolchain
 ACTION=${PV_ACTION:-}
@@ -44,42 +50,8 @@ CHANGED=0
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
 command -v apt-get >/dev/null || die "apt-get not found: this step supports Debian/Ubuntu hosts only"
 
-# apt-get, non-interactive, waiting for held locks. DPkg::Lock::Timeout makes
-# apt wait for the dpkg frontend lock; the lists lock (apt-get update) and the
-# archives lock fail at once, so those are retried until the same deadline.
-apt_get() {
-  local deadline errf rc waited=0
-  deadline=$(( $(date +%s) + LOCK_TIMEOUT ))
-  errf=$(mktemp)
-  while :; do
-    rc=0
-    apt-get -q -y -o DPkg::Lock::Timeout="$LOCK_TIMEOUT" -o Dpkg::Use-Pty=0 \
-      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-      "$@" </dev/null >&2 2>"$errf" || rc=$?
-    if (( rc != 0 )) && grep -qE 'Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock' "$errf" \
-      && (( $(date +%s) < deadline )); then
-      if (( ! waited )); then
-        log "apt is locked by another process ($(grep -m1 -oE 'held by process [0-9]+( \([^)]*\))?' "$errf" || echo 'unknown holder')); waiting up to ${LOCK_TIMEOUT}s"
-        waited=1
-      fi
-      sleep 2
-      continue
-    fi
-    cat "$errf" >&2
-    rm -f "$errf"
-    return "$rc"
-  done
-}
-
-is_installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' -- "$1" 2>/dev/null) == "ii " ]]; }
-installed_set() { dpkg-query -W -f='${binary:Package} ${db:Status-Abbrev}\n' | awk '$2 == "ii" { print $1 }' | sort -u; }
-has_candidate() {
-  local c
-  c=$(apt-cache policy -- "$1" 2>/dev/null | awk '$1 == "Candidate:" { print $2 }')
-  [[ -n $c && $c != "(none)" ]]
-}
-# Strip the :arch qualifier dpkg adds to Multi-Arch: same packages.
-base_names() { sed 's/:[a-z0-9]*$//' | sort -u; }
+# shellcheck source=SCRIPTDIR/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 read_list() { if [[ -f $STATE_DIR/$1 ]]; then grep -v '^$' "$STATE_DIR/$1" | sort -u; fi; }
 write_list() { # name, lines on stdin; touches nothing when already so
@@ -137,15 +109,19 @@ remove_ours() {
   read_list added | base_names | comm -23 - <(printf '%s\n' "$gone") | write_list added
 }
 
+txn_begin toolchain 1800
+
 if [[ $ACTION == delete ]]; then
   if [[ ! -d $STATE_DIR ]]; then
     log "nothing recorded by this step; nothing to remove"
+    txn_commit
     echo unchanged
     exit 0
   fi
   mapfile -t requested < <(read_list requested)
   remove_ours "${requested[@]}"
   drop_state
+  txn_commit
   echo changed
   exit 0
 fi
@@ -156,11 +132,14 @@ for p in "${WANT[@]}"; do
   [[ $p =~ ^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$ ]] || die "bad package name '$p' in PV_PACKAGES (Debian names are [a-z0-9][a-z0-9+.-]+)"
 done
 mapfile -t WANT < <(printf '%s\n' "${WANT[@]}" | grep -v '^$' | sort -u || true)
+# Before the state files change (only then: a no-op run writes nothing).
+journal_state() { txn_new_dir "$STATE_DIR"; txn_save "$STATE_DIR/requested" "$STATE_DIR/added"; }
 
 # Names this step installed before and that are no longer asked for.
 mapfile -t STALE < <(comm -23 <(read_list requested) <(printf '%s\n' "${WANT[@]}" | sort -u) | grep -v '^$' || true)
 if (( ${#STALE[@]} )); then
   log "no longer asked for: ${STALE[*]}"
+  journal_state
   remove_ours "${STALE[@]}"
 fi
 
@@ -168,6 +147,7 @@ MISSING=()
 for p in "${WANT[@]}"; do is_installed "$p" || MISSING+=("$p"); done
 if (( ${#MISSING[@]} == 0 )); then
   log "all of ${WANT[*]:-(none)} already installed"
+  txn_commit
   if (( CHANGED )); then echo changed; else echo unchanged; fi
   exit 0
 fi
@@ -181,10 +161,13 @@ if (( ${#UNKNOWN[@]} )); then
 fi
 
 BEFORE=$(installed_set)
+journal_state
+txn_undo undo_install "$(present_set)"
 log "installing ${MISSING[*]}"
 apt_get install --no-install-recommends -- "${MISSING[@]}" || die "apt-get install ${MISSING[*]} failed (see above)"
 AFTER=$(installed_set)
 { read_list requested; printf '%s\n' "${MISSING[@]}"; } | write_list requested
 { read_list added; comm -13 <(printf '%s\n' "$BEFORE") <(printf '%s\n' "$AFTER") | base_names; } | write_list added
 log "installed $(comm -13 <(printf '%s\n' "$BEFORE") <(printf '%s\n' "$AFTER") | wc -l) package(s)"
+txn_commit
 echo changed

@@ -20,6 +20,9 @@
 #                           system interpreters, UV_PYTHON_DOWNLOADS=never)
 #   PV_UV_DIR               optional: where uv versions live (default
 #                           /opt/pulumi-vllm/uv); uv goes to PV_UV_DIR/<version>/uv
+#   PV_ADOPT                optional: 1 = take over a venv at PV_VENV_PATH that
+#                           this step did not make (default 0: refuse it; an
+#                           adopted venv is left in place by delete)
 #   PV_STATE_DIR            optional: state root (default /var/lib/pulumi-vllm);
 #                           this step keeps its state in PV_STATE_DIR/uv-venv
 #   (Root is needed only for the default dirs: on a SLURM login node the step
@@ -36,11 +39,17 @@
 #     (re)created with `uv venv` when absent or the Python version differs.
 #     A different patch release of the same Python keeps the venv (and the
 #     vLLM installed in it).
+# Ownership: create refuses a venv it has no record of (made by someone
+#   else) unless PV_ADOPT=1, and never replaces a directory that is not a venv.
 # delete:
-#   removes the venv (only if it is a venv: has pyvenv.cfg) and the uv
+#   removes the venv it made (only if it is a venv: has pyvenv.cfg) and the uv
 #   version under PV_UV_DIR, unless another venv step still uses it; then the
 #   directories it made if empty.
 #
+# A create or update that fails half-way leaves the host as it was: a new uv
+# or venv is removed again, a replaced one (other Python, other uv) is kept
+# aside until the run succeeds and put back otherwise (lib/txn.sh). Time
+# limit: 1800 s (PV_STEP_TIMEOUT).
 # State for undo: PV_STATE_DIR/uv-venv/<sha of venv path>.state
 # Needs: write access to the dirs above (root for the defaults), python3
 # (reads the index JSON, checks the hash, unpacks the wheel), network access
@@ -50,6 +59,8 @@ set -euo pipefail
 
 log() { printf 'uv-venv: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
@@ -59,6 +70,7 @@ INDEX_URL=${PV_UV_INDEX_URL:-https://pypi.org}
 VENV=${PV_VENV_PATH:-}
 PYTHON_SPEC=${PV_PYTHON:-}
 ALLOW_DL=${PV_ALLOW_PYTHON_DOWNLOAD:-0}
+ADOPT=${PV_ADOPT:-0}
 
 UV_ROOT=${PV_UV_DIR:-/opt/pulumi-vllm/uv}
 UV_ROOT=${UV_ROOT%/}
@@ -101,10 +113,12 @@ venv_python_version() {
 }
 
 write_state() {
+  txn_new_dir "$STATE_DIR"
+  txn_save "$STATE"
   install -d -m 0755 "$STATE_DIR"
   local tmp
   tmp=$(mktemp "$STATE_DIR/.state.XXXXXX")
-  printf 'venv=%s\nuv_version=%s\n' "$VENV" "$UV_VERSION" >"$tmp"
+  printf 'venv=%s\nuv_version=%s\nadopted=%s\n' "$VENV" "$UV_VERSION" "${ADOPTED:-0}" >"$tmp"
   chmod 0644 "$tmp"
   mv -f "$tmp" "$STATE"
 }
@@ -130,11 +144,11 @@ remove_empty_dirs() {
 
 install_uv() {
   log "installing uv $UV_VERSION from $INDEX_URL"
+  txn_new_dir "$UV_ROOT"
   install -d -m 0755 "$UV_ROOT"
   local tmp
   tmp=$(mktemp -d "$UV_ROOT/.uv-$UV_VERSION.XXXXXX")
-  # shellcheck disable=SC2064  # expand $tmp now
-  trap "rm -rf -- '$tmp'" EXIT
+  txn_undo rm -rf -- "$tmp"
   PV_TMP=$tmp PV_UV_VERSION=$UV_VERSION PV_INDEX=$INDEX_URL python3 - <<'PY' >&2
 import hashlib, json, os, platform, re, ssl, sys, time, urllib.parse, urllib.request, zipfile
 
@@ -257,10 +271,10 @@ PY
   local got
   got=$("$tmp/uv" --version 2>&1) || die "the extracted uv does not run: $got"
   [[ $got =~ ^uv\ ${UV_VERSION//./\\.}([[:space:]]|$) ]] || die "the extracted uv reports '$got', not $UV_VERSION"
-  rm -rf -- "$UV_DIR"
+  txn_move_aside "$UV_DIR"
+  txn_new_dir "$UV_DIR"
   mv -- "$tmp" "$UV_DIR"
   chmod 0755 "$UV_DIR"
-  trap - EXIT
   log "installed $got at $UV_BIN"
 }
 
@@ -292,6 +306,8 @@ python_matches() { # have want
 
 for d in "$UV_ROOT" "$STATE_DIR" "$(dirname "$VENV")"; do writable_or_root "$d"; done
 
+txn_begin uv-venv 1800
+
 if [[ $ACTION == create ]]; then
   [[ -n $PYTHON_SPEC ]] || die "PV_PYTHON is required (e.g. 3.11)"
   [[ $PYTHON_SPEC == /* || $PYTHON_SPEC =~ ^[0-9]+(\.[0-9]+){0,2}$ ]] || \
@@ -309,7 +325,7 @@ if [[ $ACTION == create ]]; then
   old_uv=$(state_get uv_version)
   if [[ -n $old_uv && $old_uv != "$UV_VERSION" && -d $UV_ROOT/$old_uv ]] && ! uv_used_elsewhere "$old_uv"; then
     log "removing uv $old_uv (no longer used)"
-    rm -rf -- "${UV_ROOT:?}/$old_uv"
+    txn_move_aside "${UV_ROOT:?}/$old_uv"
     changed=1
   fi
   dl_mode=never
@@ -319,6 +335,17 @@ if [[ $ACTION == create ]]; then
   rm -f -- "$UV_ERR"
   want=$WANT
   have=$(venv_python_version)
+  # Ownership: a venv this step has no record of is someone else's.
+  ADOPTED=$(state_get adopted)
+  if [[ ! -f $STATE && -f $VENV/pyvenv.cfg ]]; then
+    [[ $ADOPT == 1 ]] || die "$VENV is a venv that pulumi-vllm did not make: refusing to take it over (destroy would delete it) -> choose another host.venvPath, or list 'venv' in host.adopt to use it (destroy then leaves it)"
+    ADOPTED=1
+    changed=1
+    log "adopting the existing venv $VENV (PV_ADOPT=1): delete will leave it"
+  fi
+  if [[ $ADOPTED == 1 && -n $have ]] && ! python_matches "$have" "$want"; then
+    die "the adopted venv $VENV has Python $have, not $want: it is not replaced -> set vllm.python to $have, or choose another host.venvPath"
+  fi
   if [[ -n $have ]] && python_matches "$have" "$want"; then
     log "venv $VENV already has Python $have"
   else
@@ -332,8 +359,10 @@ if [[ $ACTION == create ]]; then
       else
         die "$VENV exists and is not a venv; refusing to replace it"
       fi
-      rm -rf -- "$VENV"
+      txn_move_aside "$VENV"
     fi
+    txn_new_dir "$(dirname "$VENV")"
+    txn_new_dir "$VENV"
     install -d -m 0755 "$(dirname "$VENV")"
     args=(venv --no-project --python "$PYTHON_SPEC" "$VENV")
     UV_PYTHON_DOWNLOADS=$dl_mode "$UV_BIN" "${args[@]}" >&2 || die "uv venv failed for Python $PYTHON_SPEC at $VENV"
@@ -342,17 +371,20 @@ if [[ $ACTION == create ]]; then
     log "created venv $VENV with Python $have"
     changed=1
   fi
-  if [[ $(state_get venv) != "$VENV" || $(state_get uv_version) != "$UV_VERSION" ]]; then
+  if [[ $(state_get venv) != "$VENV" || $(state_get uv_version) != "$UV_VERSION" || $(state_get adopted) != "${ADOPTED:-0}" ]]; then
     write_state
   fi
   log "uv=$UV_BIN venv=$VENV python=$have"
+  txn_commit
   if (( changed )); then echo changed; else echo unchanged; fi
   exit 0
 fi
 
 # delete
 changed=0
-if [[ -f $VENV/pyvenv.cfg ]]; then
+if [[ $(state_get adopted) == 1 ]]; then
+  log "$VENV was adopted: leaving it"
+elif [[ -f $VENV/pyvenv.cfg ]]; then
   log "removing venv $VENV"
   rm -rf -- "$VENV"
   changed=1
@@ -376,4 +408,5 @@ if [[ -f $STATE ]]; then
   changed=1
 fi
 remove_empty_dirs
+txn_commit
 if (( changed )); then echo changed; else echo unchanged; fi

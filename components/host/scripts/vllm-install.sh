@@ -28,10 +28,15 @@
 #   exactly PV_DIST_VERSION and PV_IMPORT_NAME imports. Otherwise
 #   `uv pip install PV_PACKAGE` (a version change replaces the old version),
 #   then the same check must pass, or the step fails.
-# delete: `uv pip uninstall PV_DIST_NAME` when it is installed in the venv
-#   (its dependencies stay; deleting the venv removes them). Nothing when the
-#   venv is already gone.
+# delete: `uv pip uninstall PV_DIST_NAME` when this step installed it (its
+#   record says so) and it is still in the venv (its dependencies stay;
+#   deleting the venv removes them). A distribution that was already there
+#   before this step, at the wanted version, is not this step's: left alone.
 #
+# A create or update that fails (the install, the version check, the import,
+# the time limit) puts the venv's packages back as they were (`uv pip sync`
+# to the list frozen before, from uv's cache) (lib/txn.sh). Time limit:
+# 3600 s (PV_STEP_TIMEOUT).
 # State for undo: PV_STATE_DIR/vllm-install/<sha of venv+dist>.state
 # Needs: write access to the venv and the state dir (root for the defaults;
 # on a SLURM login node it runs as the user on a shared filesystem), the venv
@@ -42,6 +47,8 @@ set -euo pipefail
 log() { printf 'vllm-install: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
+# shellcheck source=SCRIPTDIR/lib/txn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -104,6 +111,28 @@ remove_empty_dirs() {
   done
 }
 
+# The index options of this step (also what a rollback reinstalls from).
+INDEX_ARGS=()
+if [[ -n $INDEX_URL ]]; then INDEX_ARGS+=(--index-url "$INDEX_URL"); fi
+if [[ $NO_INDEX == 1 ]]; then INDEX_ARGS+=(--no-index); fi
+if [[ -n $FIND_LINKS ]]; then INDEX_ARGS+=(--find-links "$FIND_LINKS"); fi
+
+# Rollback of a failed install: the venv's packages as frozen before it.
+undo_packages() { # `uv pip freeze` output from before
+  local req now
+  if [[ -z $1 ]]; then
+    mapfile -t now < <("$UV" pip freeze --python "$PY" 2>/dev/null | sed -E 's/[ =@<>!~;[].*//' | grep -v '^$' || true)
+    if (( ${#now[@]} )); then "$UV" pip uninstall --python "$PY" "${now[@]}" >&2; fi
+    return 0
+  fi
+  req=$(mktemp)
+  printf '%s\n' "$1" >"$req"
+  "$UV" pip sync --python "$PY" "${INDEX_ARGS[@]}" "$req" >&2 || { rm -f "$req"; return 1; }
+  rm -f "$req"
+}
+
+txn_begin vllm-install 3600
+
 if [[ $ACTION == create ]]; then
   [[ -n $PACKAGE && $PACKAGE != -* ]] || die "PV_PACKAGE must be a requirement like vllm==0.11.0, got '$PACKAGE'"
   [[ -n $DIST_VERSION ]] || die "PV_DIST_VERSION is required (the version importlib.metadata must report)"
@@ -126,6 +155,7 @@ if [[ $ACTION == create ]]; then
   if [[ $have == "$DIST_VERSION" ]]; then
     if err=$(import_ok 2>&1); then
       log "$DIST $have is installed in $VENV and imports as $IMPORT"
+      txn_commit
       echo unchanged
       exit 0
     fi
@@ -136,15 +166,15 @@ if [[ $ACTION == create ]]; then
     reinstall=0
   fi
 
-  args=(pip install --python "$PY")
-  if [[ -n $INDEX_URL ]]; then args+=(--index-url "$INDEX_URL"); fi
-  if [[ $NO_INDEX == 1 ]]; then args+=(--no-index); fi
-  if [[ -n $FIND_LINKS ]]; then args+=(--find-links "$FIND_LINKS"); fi
+  args=(pip install --python "$PY" "${INDEX_ARGS[@]}")
   if [[ -n $TORCH_BACKEND ]]; then args+=(--torch-backend "$TORCH_BACKEND"); fi
   if (( reinstall )); then args+=(--reinstall-package "$DIST"); fi
   args+=(-- "$PACKAGE")
   log "uv ${args[*]}"
   start=$(date +%s)
+  txn_undo undo_packages "$("$UV" pip freeze --python "$PY" 2>/dev/null)"
+  txn_new_dir "$STATE_DIR"
+  txn_save "$STATE"
   if ! "$UV" "${args[@]}" >&2; then
     die "uv pip install '$PACKAGE' into $VENV failed (see above)"
   fi
@@ -156,13 +186,16 @@ if [[ $ACTION == create ]]; then
   printf 'venv=%s\ndist=%s\nversion=%s\n' "$VENV" "$DIST" "$DIST_VERSION" >"$STATE.tmp"
   mv -f "$STATE.tmp" "$STATE"
   log "installed $DIST $got in $VENV in $(( $(date +%s) - start ))s; 'import $IMPORT' works"
+  txn_commit
   echo changed
   exit 0
 fi
 
 # delete
 changed=0
-if [[ -n $(installed_version) ]]; then
+if [[ ! -f $STATE ]]; then
+  log "$DIST in $VENV was not installed by this step: leaving it"
+elif [[ -n $(installed_version) ]]; then
   [[ $UV == /* && -x $UV ]] || die "PV_UV_BIN '$UV' is not an executable; cannot uninstall $DIST"
   log "uninstalling $DIST from $VENV"
   "$UV" pip uninstall --python "$PY" "$DIST" >&2 || die "uv pip uninstall $DIST failed"
@@ -175,4 +208,5 @@ if [[ -f $STATE ]]; then
   changed=1
 fi
 remove_empty_dirs
+txn_commit
 if (( changed )); then echo changed; else echo unchanged; fi

@@ -20,6 +20,9 @@ Environment:
                              message prints (simulates a library echoing a
                              token) so tests can prove the readiness gate
                              redacts secrets from the journal tail
+  VLLM_STANDIN_LONG_LINE=N   log one "Loading weights" line of N characters
+                             at start (tests that a step relaying the journal
+                             keeps its output lines bounded)
   VLLM_STANDIN_LENIENT=1     accept unknown flags (removed flags still refused)
   VLLM_STANDIN_VERSION       version when run from the source tree
 
@@ -492,6 +495,9 @@ def main(argv=None):
     delay = float(os.environ.get("VLLM_STANDIN_START_DELAY") or 0)
     shards = max(1, int(os.environ.get("VLLM_STANDIN_SHARDS") or 4))
     crash = args.standin_crash or os.environ.get("VLLM_STANDIN_CRASH") == "1"
+    long_line = int(os.environ.get("VLLM_STANDIN_LONG_LINE") or 0)
+    if long_line > 0:
+        log("INFO", "loader.py:1", "Loading weights: " + "w" * long_line)
     simulate_loading(delay, shards)
     if crash:
         log("ERROR", "core.py:708", "EngineCore failed to start.")
