@@ -5,6 +5,8 @@
 // release's. Needs the releases installed (scripts/ensure-vllm-releases.sh;
 // `npm run test:vllm` runs both). No GPU: the probe forces vLLM's CPU platform.
 import { schedulerDefaults } from "../../components/plan/memory";
+import { planGpuForStack } from "../../components/plan/plan";
+import { resolveModel } from "../../components/plan/catalog";
 import history from "../../components/plan/data/vllm-flag-history.json";
 import {
   BOGUS_VALUE,
@@ -36,31 +38,29 @@ const DEVICES = [
 
 /**
  * Where the planner's scheduler defaults and a release's knowingly differ
- * (found by this tier; components/plan/memory.ts schedulerDefaults is the
- * planner's). Listed so the tier stays green while it bites on any other
- * difference, and fails when one of these is fixed (then delete the line).
+ * (components/plan/memory.ts schedulerDefaults is the planner's). Listed so
+ * the tier stays green while it bites on any other difference, and fails when
+ * one of these is fixed (then delete the line). Empty since the planner models
+ * V0 (0.6.x: 256 on every GPU), which this tier first flagged.
  */
-const KNOWN_DEFAULT_DIFFERENCES: Record<string, string> = {
-  // V0 (0.6.x-0.7.x): max_num_seqs is 256 on every GPU; the planner assumes the V1 1024 from 70 GiB.
-  "0.6.0 H100 80GB": "V0 fixed default",
-  "0.6.0 H200 141GB": "V0 fixed default",
-  "0.6.0 B200 180GB": "V0 fixed default",
-};
+const KNOWN_DEFAULT_DIFFERENCES: Record<string, string> = {};
 
 const stacks = exampleStacks();
 
 /** What the plan meant, read back from the parsed namespace. */
 function expectedNamespace(c: Case): Record<string, unknown> {
   const s = c.config.serving;
-  const sched = schedulerDefaults(c.config.hardware.gpuMemoryGiB, c.config.hardware.gpuName, c.config.vllm.version);
+  // The scheduler sizes the planner planned with (vLLM's defaults for the release, GPU and, in V0, length).
+  const m = c.config.model;
+  const { input: sched } = planGpuForStack(c.config, resolveModel(m.id, m.configPath, m.paramsB));
   return {
     model_tag: c.config.model.id,
     tensor_parallel_size: s.tensorParallel,
     pipeline_parallel_size: s.pipelineParallel,
     max_model_len: c.plan.launch.maxModelLen,
     gpu_memory_utilization: s.gpuMemoryUtilization,
-    max_num_seqs: s.maxNumSeqs ?? sched.maxNumSeqs,
-    max_num_batched_tokens: s.maxNumBatchedTokens ?? sched.maxNumBatchedTokens,
+    max_num_seqs: sched.maxNumSeqs,
+    max_num_batched_tokens: sched.maxNumBatchedTokens,
     served_model_name: [c.plan.launch.servedModelName],
     host: s.bindHost,
     port: s.port,

@@ -179,7 +179,8 @@ export function matrix(version: string): { id: string; loaded: LoadedConfig }[] 
     { id: "small GPU defaults", loaded: single(version, { hardware: { gpuCount: 1, gpuMemoryGiB: 24, gpuName: "NVIDIA GeForce RTX 3090", hostRamGiB: 64, freeDiskGiB: 500 }, serving: { maxModelLen: 8192 } }) },
     { id: "served name, port, bind, 32k", loaded: single(version, { serving: { servedModelName: "chat", port: 8123, bindHost: "0.0.0.0", maxModelLen: "32k", maxNumSeqs: 64, maxNumBatchedTokens: 4096, gpuMemoryUtilization: 0.8 } }) },
     { id: "extraArgs", loaded: single(version, { serving: { extraArgs: ["--enable-prefix-caching", "--seed", "7"] } }) },
-    { id: "multi-node ray", loaded: cluster(version, "ray") },
+    // Ray only where vLLM has no native multi-node launch (the config refuses it from 0.11.1).
+    ...(compareVersions(version, "0.11.1") < 0 ? [{ id: "multi-node ray", loaded: cluster(version, "ray") }] : []),
     { id: "multi-node native", loaded: cluster(version, "native") },
   ];
 }
