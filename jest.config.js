@@ -1,5 +1,6 @@
 // Test tiers: unit (fast, pure + Pulumi mocks), host (real systemd host over SSH),
-// e2e (real Pulumi engine), slurm (real SLURM). Each tier has its own npm script.
+// e2e (real Pulumi engine), slurm (real SLURM), vllm (real vLLM releases' parsers).
+// Each tier has its own npm script.
 const tier = (name, extra = {}) => ({
   displayName: name,
   preset: "ts-jest",
@@ -9,5 +10,5 @@ const tier = (name, extra = {}) => ({
   ...extra,
 });
 module.exports = {
-  projects: [tier("unit"), tier("host"), tier("e2e"), tier("slurm")],
+  projects: [tier("unit"), tier("host"), tier("e2e"), tier("slurm"), tier("vllm")],
 };

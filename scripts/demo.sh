@@ -18,6 +18,10 @@ scripts/install-prereqs.sh
 [[ -d node_modules/@pulumi/pulumi ]] || npm ci --no-audit --no-fund
 # shellcheck source=scripts/pulumi-env.sh
 source scripts/pulumi-env.sh
+# The dev stack's own passphrase (its salt is in Pulumi.dev.yaml), unless the user set one.
+if [[ -z ${PULUMI_CONFIG_PASSPHRASE+x} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
+  export PULUMI_CONFIG_PASSPHRASE=$PULUMI_VLLM_DEV_PASSPHRASE
+fi
 
 if [[ ${1:-} == down ]]; then
   if pulumi stack select "$STACK" >/dev/null 2>&1; then

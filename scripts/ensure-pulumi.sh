@@ -96,7 +96,8 @@ inputs_hash() {
       if [[ -d $f ]]; then
         find "$f" -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
       elif [[ -f $f ]]; then
-        sha256sum "$f"
+        # by content and name: the same archive reached by another path is the same input
+        printf '%s  %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "${f##*/}"
       fi
     done | sed "s|$TEMPLATES/||"
   } | sha256sum | cut -c1-16

@@ -8,8 +8,12 @@
 #   PULUMI_SKIP_UPDATE_CHECK=true                no update check over the network
 #   PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 #                                                a missing plugin is an error, not a download
-#   PULUMI_CONFIG_PASSPHRASE                     kept if set (or if PULUMI_CONFIG_PASSPHRASE_FILE
-#                                                is set); else a fixed development value
+#   PULUMI_VLLM_DEV_PASSPHRASE                   the passphrase of the built-in dev stack
+#                                                (Pulumi.dev.yaml's salt belongs to it). Only
+#                                                that stack's scripts (demo, smoke --stack dev)
+#                                                use it; PULUMI_CONFIG_PASSPHRASE is never set
+#                                                here, so no other stack's secrets are silently
+#                                                encrypted with a published value
 #   PULUMI_BACKEND_URL                           kept if set; else file://<repo>/.pulumi-state
 #   PULUMI_VLLM_ENGINE_BIN                       the engine's bin dir
 #   PULUMI_HOME                                  kept if set; else the engine's home, whose plugin
@@ -33,9 +37,7 @@ pulumi_vllm_env() {
   export PULUMI_HOME="${PULUMI_HOME:-$(dirname "$bin")/home}"
   export PULUMI_SKIP_UPDATE_CHECK=true
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-  if [[ -z ${PULUMI_CONFIG_PASSPHRASE+x} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
-    export PULUMI_CONFIG_PASSPHRASE="pulumi-vllm-dev-passphrase"
-  fi
+  export PULUMI_VLLM_DEV_PASSPHRASE="pulumi-vllm-dev-passphrase"
   if [[ -z ${PULUMI_BACKEND_URL:-} ]]; then
     mkdir -p "$repo/.pulumi-state"
     export PULUMI_BACKEND_URL="file://$repo/.pulumi-state"

@@ -26,7 +26,9 @@ function args(): { stack: string; endpoint?: string } {
 }
 
 function stackOutputs(stack: string): Record<string, string> {
-  const r = spawnSync("bash", ["-c", `source scripts/pulumi-env.sh >/dev/null && pulumi stack output --json --show-secrets --stack "$1"`, "smoke", stack], {
+  // The built-in dev stack has a passphrase of its own (scripts/pulumi-env.sh); any other stack uses the user's.
+  const devPassphrase = `if [ "$1" = dev ] && [ -z "\${PULUMI_CONFIG_PASSPHRASE+x}" ] && [ -z "\${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then export PULUMI_CONFIG_PASSPHRASE=$PULUMI_VLLM_DEV_PASSPHRASE; fi`;
+  const r = spawnSync("bash", ["-c", `source scripts/pulumi-env.sh >/dev/null && ${devPassphrase} && pulumi stack output --json --show-secrets --stack "$1"`, "smoke", stack], {
     cwd: REPO,
     encoding: "utf8",
   });

@@ -197,10 +197,16 @@ export interface HostArgs {
   venvPath?: string;
   /** HF_HOME on the host: model weights land here and are kept on destroy. Defaults to "/var/cache/pulumi-vllm/huggingface". */
   cacheDir?: string;
-  /** Remove the model cache on destroy. Defaults to false. */
+  /** Not implemented yet: only false is accepted (destroy keeps the model cache). Defaults to false. */
   removeModelCache?: boolean;
   /** The systemd unit's name. Defaults to "vllm.service". */
   unitName?: string;
+  /**
+   * What may be taken over when the host already has it and pulumi-vllm did not make it: "unit" (a service named
+   * unitName; destroy puts the original back), "venv" (a venv at venvPath; destroy leaves it), "swap" (a swap file
+   * of another size at swap.path; resized, destroy leaves it). Anything else that is there is refused. Defaults to [].
+   */
+  adopt?: ("unit" | "venv" | "swap")[];
   /** Minutes `pulumi up` waits for /health and /v1/models. Defaults to 60. */
   readinessTimeoutMinutes?: number;
   /** Non-secret environment for the server, merged over the rendered one. Defaults to {}. */

@@ -17,6 +17,9 @@ export function planJson(p: Plan, stack?: string) {
     weightsGiB: round(p.gpu.weightsGiB, 3),
     kvCacheGiB: round(p.gpu.kvCacheGiB, 3),
     kvCacheTokens: p.gpu.kvCacheTokens,
+    // the range of the KV estimate; fits and maxModelLen follow its low end
+    kvCacheGiBRange: [round(p.gpu.kvCacheGiBLow, 3), round(p.gpu.kvCacheGiBHigh, 3)],
+    kvCacheTokensRange: [p.gpu.kvCacheTokensLow, p.gpu.kvCacheTokensHigh],
     maxModelLen: p.gpu.maxModelLen,
     maxConcurrency: p.gpu.maxConcurrency,
     gpu: Object.fromEntries(Object.entries(p.gpu).map(([k, v]) => [k, typeof v === "number" ? round(v, 3) : v])),
@@ -52,12 +55,12 @@ export function renderPlanText(p: Plan, c: StackConfig, stack?: string): string 
   lines.push("", "GPU memory, per GPU (busiest rank):");
   lines.push(
     table([
-      ["budget", `${gib(g.budgetGiB)}  (${c.serving.gpuMemoryUtilization} x ${c.hardware.gpuMemoryGiB} GiB)`],
+      ["budget", `${gib(g.budgetGiB)}  (${c.serving.gpuMemoryUtilization} x ${round(g.gpuTotalGiB).toFixed(2)} GiB as CUDA reports a ${c.hardware.gpuMemoryGiB} GiB card; vLLM ${g.rulesOf}, ${g.engine} engine)`],
       ["weights", gib(g.weightsGiB)],
-      ["activation peak", `${gib(g.activationGiB)}  (profile run)`],
-      ["CUDA graphs", gib(g.cudaGraphGiB)],
+      ["activation peak", `${gib(g.activationGiB)}  (profile run: ${g.profileTokens} tokens, ${g.profileRows} sampler rows; sampler ${gib(g.samplerGiB)})`],
+      ["CUDA graphs", g.cudaGraphGiB > 0 ? `${gib(g.cudaGraphGiB)}  (in the budget from vLLM 0.20.0)` : "0.00 GiB in the budget"],
       ["non-torch", gib(g.nonTorchGiB)],
-      ["KV cache", `${gib(g.kvCacheGiB)}  = ${g.kvCacheTokens} tokens (${g.kvBytesPerToken} bytes/token)`],
+      ["KV cache", `${round(g.kvCacheGiBLow).toFixed(2)}-${round(g.kvCacheGiBHigh).toFixed(2)} GiB (likely ${gib(g.kvCacheGiB)})  = ${g.kvCacheTokensLow}-${g.kvCacheTokensHigh} tokens (${g.kvBytesPerToken} bytes/token); the verdict counts the low end`],
       ["max model len", `${p.launch.maxModelLen}${g.maxModelLenAsked === undefined ? " (auto)" : ""}; largest that fits: ${g.maxModelLen}`],
       ["concurrency", `${g.maxConcurrency} requests of ${p.launch.maxModelLen} tokens`],
       ["outside budget", `${gib(g.headroomGiB)} (needs ~${gib(g.headroomNeededGiB)})`],

@@ -18,6 +18,7 @@
 // and printed without leaking anything.
 import { hostKeyProblem } from "../host/host-key";
 import { z } from "zod";
+import { isVllmVersion } from "../plan/version";
 import {
   envName,
   hostName,
@@ -381,7 +382,7 @@ const indexUrl = text({
 export const Vllm = z
   .strictObject({
     /** The pinned vLLM release. Flags are checked against it. Required. */
-    version: z.string().regex(/^\d{1,4}\.\d{1,4}\.\d{1,4}$/, "must be an exact release like 0.11.0 -> pin one from pypi.org/project/vllm/#history"),
+    version: z.string().max(64, "is too long -> pin one from pypi.org/project/vllm/#history").refine(isVllmVersion, "must be a vLLM release as PyPI numbers it, like 0.11.0, 0.10.1.1 or 0.8.5.post1 -> pin one from pypi.org/project/vllm/#history"),
     /** Python of the venv (uv finds or installs it). Defaults to 3.12. */
     python: z.string().regex(/^3\.\d{1,3}$/, "must be a Python minor version like 3.12 -> quote it in YAML (\"3.10\" is not 3.1)").default("3.12"),
     /** uv release used to make the venv. Defaults to 0.13.9. */
@@ -494,6 +495,13 @@ export const Host = z
     removeModelCache: bool().default(false),
     /** The systemd service running vLLM. Defaults to vllm.service. */
     unitName: unitName().default("vllm.service"),
+    /**
+     * What pulumi-vllm may take over when the host already has it and pulumi-vllm did not make it:
+     * `unit` (a service named host.unitName; destroy puts the original back), `venv` (a venv at
+     * host.venvPath; destroy leaves it), `swap` (a swap file of another size at host.swap.path; resized,
+     * destroy leaves it). Anything else that is there is refused, never overwritten. Defaults to [].
+     */
+    adopt: z.array(z.enum(["unit", "venv", "swap"])).default([]),
     /** Minutes `pulumi up` waits for /health and /v1/models. Defaults to 60 (seed 001's rig needed ~45). */
     readinessTimeoutMinutes: real({ gt: 0, max: 10080, example: 60 }).default(60),
     /** Non-secret environment for the server, merged over the rendered one. No credentials (they are secret config). Defaults to {}. */

@@ -9,11 +9,15 @@ export type AttentionKind =
   | { kind: "full" }
   /** Alternating sliding-window / full layers (gpt-oss): `slidingLayers` of the layers keep only `window` tokens. */
   | { kind: "hybrid-sliding"; window: number; slidingLayers: number }
-  /** Multi-head latent attention (DeepSeek V2/V3): one latent of `latentDim` per token per layer, not split by TP. */
-  | { kind: "mla"; latentDim: number };
+  /**
+   * Multi-head latent attention (DeepSeek V2/V3): one latent of `latentDim` (kv_lora_rank +
+   * qk_rope_head_dim) per token per layer, not split by TP. The other dimensions give the
+   * parameter count and the KV layout of releases before 0.7.1 (full K/V heads).
+   */
+  | { kind: "mla"; latentDim: number; kvLoraRank?: number; qLoraRank?: number | null; qkNopeHeadDim?: number; qkRopeHeadDim?: number; vHeadDim?: number };
 
 export interface NativeQuantization {
-  method: "gptq" | "awq" | "fp8" | "mxfp4" | "compressed-tensors";
+  method: "gptq" | "awq" | "fp8" | "mxfp4" | "compressed-tensors" | "bitsandbytes";
   bits: number;
   groupSize?: number;
   /** mxfp4 in gpt-oss quantizes only the MoE experts; attention and embeddings stay bf16. */
@@ -27,6 +31,8 @@ export interface MoeFacts {
   expertIntermediate: number;
   /** how many layers are MoE (the rest dense); defaults to all */
   moeLayers?: number;
+  /** intermediate size of the always-on shared expert(s) of a MoE layer, all of them together */
+  sharedIntermediate?: number;
 }
 
 export interface ModelArch {
@@ -48,6 +54,8 @@ export interface ModelArch {
   quantization?: NativeQuantization;
   /** Recommended context of the seed or model card, for stacks that say maxModelLen: auto. */
   notes?: string;
+  /** Every layer has a sliding window (Mistral-7B-v0.1): V0 turns automatic chunked prefill off for it. */
+  slidingWindowAllLayers?: boolean;
 }
 
 const full: AttentionKind = { kind: "full" };
@@ -139,8 +147,8 @@ const entries: ModelArch[] = [
     layers: 61, hidden: 7168, heads: 128, kvHeads: 128, headDim: 192, vocab: 129280, intermediate: 18432,
     tiedEmbeddings: false, maxPositionEmbeddings: 163840, paramsB: 671,
     // kv_lora_rank 512 + qk_rope_head_dim 64 (VLLM-FACTS.md, MLA)
-    attention: { kind: "mla", latentDim: 576 },
-    moe: { experts: 256, expertsPerToken: 8, expertIntermediate: 2048, moeLayers: 58 },
+    attention: { kind: "mla", latentDim: 576, kvLoraRank: 512, qLoraRank: 1536, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128 },
+    moe: { experts: 256, expertsPerToken: 8, expertIntermediate: 2048, moeLayers: 58, sharedIntermediate: 2048 },
     quantization: { method: "fp8", bits: 8 },
   },
 ];
@@ -171,24 +179,54 @@ export function archFromConfigJson(id: string, json: Record<string, unknown>, pa
   const vocab = num("vocab_size");
   const experts = num("num_local_experts", num("num_experts", num("n_routed_experts", 0)));
   const intermediate = num("intermediate_size", 4 * hidden);
-  const moe: MoeFacts | undefined = experts
-    ? { experts, expertsPerToken: num("num_experts_per_tok", 2), expertIntermediate: num("moe_intermediate_size", intermediate) }
-    : undefined;
+  let moe: MoeFacts | undefined;
+  if (experts) {
+    const expertIntermediate = num("moe_intermediate_size", intermediate);
+    // Dense layers before the MoE ones (DeepSeek/GLM first_k_dense_replace), Llama-4's interleave
+    // step, Qwen's decoder_sparse_step / mlp_only_layers.
+    const firstDense = num("first_k_dense_replace", 0);
+    const step = num("interleave_moe_layer_step", num("decoder_sparse_step", 1)) || 1;
+    const mlpOnly = Array.isArray(c.mlp_only_layers) ? (c.mlp_only_layers as unknown[]).length : 0;
+    const moeLayers = Math.floor((layers - firstDense - mlpOnly) / step);
+    // Shared experts: DeepSeek n_shared_experts x moe_intermediate_size, Qwen2-MoE shared_expert_intermediate_size.
+    const shared = num("n_shared_experts", 0) * expertIntermediate || num("shared_expert_intermediate_size", 0);
+    moe = {
+      experts,
+      expertsPerToken: num("num_experts_per_tok", num("moe_topk", 2)),
+      expertIntermediate,
+      moeLayers: moeLayers < layers ? moeLayers : undefined,
+      sharedIntermediate: shared || undefined,
+    };
+  }
   let attention: AttentionKind = full;
+  let slidingWindowAllLayers = false;
   if (typeof c.kv_lora_rank === "number") {
-    attention = { kind: "mla", latentDim: (c.kv_lora_rank as number) + num("qk_rope_head_dim", 64) };
+    const kvLoraRank = c.kv_lora_rank as number;
+    const qkRopeHeadDim = num("qk_rope_head_dim", 64);
+    attention = {
+      kind: "mla", latentDim: kvLoraRank + qkRopeHeadDim, kvLoraRank, qkRopeHeadDim,
+      qLoraRank: typeof c.q_lora_rank === "number" ? (c.q_lora_rank as number) : null,
+      qkNopeHeadDim: num("qk_nope_head_dim", 128), vHeadDim: num("v_head_dim", 128),
+    };
   } else if (Array.isArray(c.layer_types) && typeof c.sliding_window === "number") {
     const sliding = (c.layer_types as string[]).filter((t) => t === "sliding_attention").length;
     if (sliding > 0) attention = { kind: "hybrid-sliding", window: c.sliding_window as number, slidingLayers: sliding };
+  } else if (typeof c.sliding_window === "number" && typeof c.sliding_window_pattern === "number" && (c.sliding_window_pattern as number) > 1) {
+    // Gemma-3: every sliding_window_pattern-th layer is global, the others slide.
+    const pattern = c.sliding_window_pattern as number;
+    attention = { kind: "hybrid-sliding", window: c.sliding_window as number, slidingLayers: layers - Math.floor(layers / pattern) };
+  } else if (typeof c.sliding_window === "number" && c.use_sliding_window !== false) {
+    slidingWindowAllLayers = true;
   }
   const q = c.quantization_config as Record<string, unknown> | undefined;
   let quantization: NativeQuantization | undefined;
   if (q && typeof q.quant_method === "string") {
     const method = q.quant_method as NativeQuantization["method"];
-    if (!["gptq", "awq", "fp8", "mxfp4", "compressed-tensors"].includes(method)) {
-      throw new UnknownModelError(`${source} of ${id}: quantization method "${method}" is not modelled -> use a gptq, awq, fp8 or mxfp4 checkpoint`);
+    if (!["gptq", "awq", "fp8", "mxfp4", "compressed-tensors", "bitsandbytes"].includes(method)) {
+      throw new UnknownModelError(`${source} of ${id}: quantization method "${method}" is not modelled -> use a gptq, awq, fp8, mxfp4 or bitsandbytes checkpoint`);
     }
-    const bits = typeof q.bits === "number" ? q.bits : method === "mxfp4" ? 4 : 8;
+    // bitsandbytes checkpoints say load_in_4bit / load_in_8bit rather than bits.
+    const bits = typeof q.bits === "number" ? q.bits : method === "bitsandbytes" ? (q.load_in_8bit === true ? 8 : 4) : method === "mxfp4" ? 4 : 8;
     quantization = { method, bits, groupSize: typeof q.group_size === "number" ? q.group_size : undefined, expertsOnly: method === "mxfp4" };
   }
   const arch: ModelArch = {
@@ -196,21 +234,37 @@ export function archFromConfigJson(id: string, json: Record<string, unknown>, pa
     tiedEmbeddings: c.tie_word_embeddings === true,
     maxPositionEmbeddings: num("max_position_embeddings", 4096),
     paramsB: 0, attention, moe, quantization,
+    ...(slidingWindowAllLayers ? { slidingWindowAllLayers } : {}),
   };
   arch.paramsB = paramsB ?? estimateParamsB(arch);
   return arch;
 }
 
-/** Parameter count from the architecture, for config.json models whose size the config does not give. */
+/**
+ * Parameter count from the architecture, for config.json models whose size
+ * the config does not give: embeddings (+ LM head unless tied), attention
+ * (standard q/k/v/o, or MLA's q (LoRA) / kv_a / kv_b / o projections), dense
+ * MLPs (gate, up, down) in the dense layers, and in the MoE layers the routed
+ * experts, the shared experts and the router. Norms and biases are left out
+ * (< 0.1 %). DeepSeek-V3's config gives 671.0B this way, its model card 671B.
+ */
 export function estimateParamsB(a: ModelArch): number {
-  if (a.attention.kind === "mla") {
-    throw new UnknownModelError(`${a.id}: an MLA model's parameter count cannot be derived from config.json here -> set model.paramsB`);
-  }
   const embed = a.vocab * a.hidden * (a.tiedEmbeddings ? 1 : 2);
-  const attn = a.hidden * a.heads * a.headDim * 2 + a.hidden * a.kvHeads * a.headDim * 2;
+  let attn: number;
+  if (a.attention.kind === "mla") {
+    const m = a.attention;
+    const nope = m.qkNopeHeadDim ?? 128;
+    const rope = m.qkRopeHeadDim ?? 64;
+    const v = m.vHeadDim ?? 128;
+    const kvLora = m.kvLoraRank ?? m.latentDim - rope;
+    const q = m.qLoraRank ? a.hidden * m.qLoraRank + m.qLoraRank * a.heads * (nope + rope) : a.hidden * a.heads * (nope + rope);
+    attn = q + a.hidden * (kvLora + rope) + kvLora * a.heads * (nope + v) + a.heads * v * a.hidden;
+  } else {
+    attn = a.hidden * a.heads * a.headDim * 2 + a.hidden * a.kvHeads * a.headDim * 2;
+  }
   const dense = 3 * a.hidden * a.intermediate;
   const moeLayers = a.moe ? a.moe.moeLayers ?? a.layers : 0;
-  const expert = a.moe ? a.moe.experts * 3 * a.hidden * a.moe.expertIntermediate + a.hidden * a.moe.experts : 0;
+  const expert = a.moe ? a.moe.experts * 3 * a.hidden * a.moe.expertIntermediate + a.hidden * a.moe.experts + 3 * a.hidden * (a.moe.sharedIntermediate ?? 0) : 0;
   const total = embed + a.layers * attn + (a.layers - moeLayers) * dense + moeLayers * expert;
   return total / 1e9;
 }

@@ -6,6 +6,15 @@
 import type { StackConfig } from "../config/schema";
 import type { ModelArch } from "./catalog";
 import { terminalSafe } from "../config/strings";
+import history from "./data/vllm-flag-history.json";
+import { compareVersions } from "./vllm-versions";
+
+/**
+ * Up to this release `--quantization bitsandbytes` also needs `--load-format
+ * bitsandbytes` (a ValueError at start otherwise); later ones set it themselves
+ * (data/vllm-flag-history.json "--load-format").
+ */
+const BNB_LOAD_FORMAT_UNTIL: string = history.flags["--load-format"].values.bitsandbytes.requiredWithQuantizationBitsandbytesUntil;
 
 export interface Launch {
   argv: string[];
@@ -65,6 +74,7 @@ export function renderLaunch(c: StackConfig, arch: ModelArch, i: LaunchInput): L
   // A pre-quantized checkpoint declares its method in config.json and vLLM picks the fastest kernel;
   // naming it again would pin e.g. plain gptq over gptq_marlin.
   if (c.model.quantization !== "none" && c.model.quantization !== arch.quantization?.method) add("--quantization", c.model.quantization);
+  if (c.model.quantization === "bitsandbytes" && compareVersions(c.vllm.version, BNB_LOAD_FORMAT_UNTIL) <= 0) add("--load-format", "bitsandbytes");
   if (c.model.dtype !== "auto") add("--dtype", c.model.dtype);
   if (c.model.kvCacheDtype !== "auto") add("--kv-cache-dtype", c.model.kvCacheDtype);
   if (c.model.trustRemoteCode) add("--trust-remote-code");
@@ -86,6 +96,19 @@ export function renderLaunch(c: StackConfig, arch: ModelArch, i: LaunchInput): L
   if (s.apiKey !== "none") secretEnv.push("VLLM_API_KEY");
   if (i.hasHfToken) secretEnv.push("HF_TOKEN");
   return { argv, env, secretEnv, servedModelName: name, maxModelLen };
+}
+
+/**
+ * The rendered flags whose values exist only in some vLLM releases, with the
+ * config key that set them: checked against the flag table's "values"
+ * (e.g. --kv-cache-dtype bfloat16 needs 0.11.0, --tool-call-parser
+ * llama3_json 0.6.3; test/vllm found both refused by 0.6.0's parser).
+ */
+export function versionedValues(c: StackConfig): { flag: string; value: string; where: string }[] {
+  const out: { flag: string; value: string; where: string }[] = [];
+  if (c.model.kvCacheDtype !== "auto") out.push({ flag: "--kv-cache-dtype", value: c.model.kvCacheDtype, where: "model.kvCacheDtype" });
+  if (c.serving.toolCallParser) out.push({ flag: "--tool-call-parser", value: c.serving.toolCallParser, where: "serving.toolCallParser" });
+  return out;
 }
 
 /**

@@ -1,29 +1,30 @@
 // The GPU memory planner: what vLLM will do with each GPU, computed before
-// any host is touched.
+// any host is touched, for the vLLM release that is pinned.
 //
-// vLLM's own budget (vllm/v1/worker/gpu_worker.py determine_available_memory,
-// see ../shared/VLLM-FACTS.md "Memory"):
-//   available KV = total x gpu_memory_utilization
-//                  - (weights + torch peak of a profile run at max-num-batched-tokens
-//                     + non-torch memory (NCCL buffers, cuBLAS workspace)
-//                     + CUDA-graph memory, counted inside the budget since 0.21)
-// and the KV cache holds, per token and per layer on one rank,
-//   2 (K and V) x max(1, kv_heads / TP) x head_dim x bytes of the kv dtype
-// (vllm/v1/kv_cache_interface.py FullAttentionSpec.page_size_bytes); MLA
-// stores one latent of kv_lora_rank + qk_rope_head_dim, no factor 2, not
-// split by TP (MLAAttentionSpec). Blocks are 16 tokens.
+// vLLM measures rather than computes: it loads the weights, runs one dummy
+// "profile" forward pass (and the sampler) at the scheduler's maximum batch,
+// and gives the KV cache what is left of total x gpu_memory_utilization. What
+// that profile run does, what the budget charges and which defaults apply
+// changed across releases; every rule below names its version range and the
+// source it was read from (../shared/VLLM-MEMORY.md, section numbers §),
+// each release's own code. Version gates are in ./version.ts (PEP 440).
 //
-// Weights, activation, graph and non-torch terms are estimates (documented
-// at each function); KV arithmetic is exact and is checked in
-// test/unit/planner-vllm-logs.test.ts against figures vLLM printed in public
-// issue logs (test/unit/data/vllm-log-figures.json).
+// Each non-KV term is an estimate with a low and a high end. The KV cache is
+// given as a range (budget - high terms .. budget - low terms) around a
+// central figure, and the verdict (does it fit, the largest max-model-len)
+// uses the LOW end: a configuration vLLM would refuse must not be called
+// fits. KV bytes per token are exact and are checked against the token counts
+// vLLM printed (test/unit/planner-vllm-logs.test.ts); the whole model is
+// checked against public startup logs (test/unit/planner-accuracy.test.ts).
 import type { ModelArch } from "./catalog";
+import { atLeast, inRange, NEWEST_CHECKED } from "./version";
 
 export const GiB = 1024 ** 3;
 export const BLOCK_SIZE = 16;
 
 export type QuantMethod = "none" | "gptq" | "gptq_marlin" | "awq" | "awq_marlin" | "fp8" | "bitsandbytes" | "mxfp4" | "compressed-tensors";
 export type KvDtype = "auto" | "float16" | "bfloat16" | "fp8" | "fp8_e4m3" | "fp8_e5m2";
+export type Engine = "V0" | "V1";
 
 export interface GpuPlanInput {
   arch: ModelArch;
@@ -42,24 +43,63 @@ export interface GpuPlanInput {
   enforceEager: boolean;
   /** GPUs can reach each other peer to peer (NVLink, or PCIe with P2P): vLLM's custom all-reduce is on. */
   p2p: boolean;
+  /** The pinned vLLM release (PEP 440). Default: the newest the rules were checked against. */
+  vllmVersion?: string;
+  /** GPU model name as the config gives it (V100/T4 make 0.8-0.10 fall back to V0). */
+  gpuName?: string;
+  /** VLLM_USE_V1 from the host env, where that variable exists (0.7-0.10). */
+  useV1Env?: boolean;
+  /** FlashInfer is installed next to vLLM (official image, or the [flashinfer] extra); undefined = not known. */
+  flashinfer?: boolean;
 }
+
+/** A term of the budget: its central estimate and the ends of its uncertainty, in bytes. */
+export interface Est {
+  mid: number;
+  low: number;
+  high: number;
+}
+const est = (mid: number, low = mid, high = mid): Est => ({ mid, low: Math.min(low, mid), high: Math.max(high, mid) });
+const sum = (...xs: Est[]): Est => ({ mid: xs.reduce((a, x) => a + x.mid, 0), low: xs.reduce((a, x) => a + x.low, 0), high: xs.reduce((a, x) => a + x.high, 0) });
 
 export interface GpuPlan {
   /** Effective weight format and its bytes per linear-layer parameter. */
   weightFormat: string;
+  /** Engine and release whose rules were applied. */
+  engine: Engine;
+  rulesOf: string;
   weightsGiB: number;
   activationGiB: number;
+  /** Part of the activation peak: logits + the dummy sampler run (the peak on big GPUs). */
+  samplerGiB: number;
   cudaGraphGiB: number;
   nonTorchGiB: number;
+  /** CUDA-reported total vLLM takes the fraction of (a card sold as 24 GB reports ~23.6 GiB). */
+  gpuTotalGiB: number;
   budgetGiB: number;
+  /** Central estimate of vLLM's "Available KV cache memory". */
   kvCacheGiB: number;
+  /** Range of that figure; the verdict uses kvCacheGiBLow. */
+  kvCacheGiBLow: number;
+  kvCacheGiBHigh: number;
   kvBytesPerToken: number;
+  /**
+   * Tokens the central KV figure holds with every layer counted as full attention: what vLLM
+   * prints as "GPU KV cache size" for uniform models, and for sliding-window hybrids up to 0.20.0;
+   * from 0.20.1 vLLM prints max concurrency x max-model-len for hybrids, which shows the window
+   * savings (VLLM-MEMORY.md §4.4).
+   */
   kvCacheTokens: number;
-  /** Largest max-model-len one request can use with this KV cache (capped by the model's context). */
+  kvCacheTokensLow: number;
+  kvCacheTokensHigh: number;
+  /** Largest max-model-len one request can use with the LOW end of the KV cache (capped by the model's context). */
   maxModelLen: number;
   maxModelLenAsked?: number;
-  /** Requests of max-model-len tokens that fit at once. */
+  /** Requests of max-model-len tokens that fit at once (low end). */
   maxConcurrency: number;
+  /** Tokens and rows of vLLM's profile run. */
+  profileTokens: number;
+  profileRows: number;
   /** Memory left outside vLLM's budget: the CUDA context, other processes. */
   headroomGiB: number;
   headroomNeededGiB: number;
@@ -67,7 +107,7 @@ export interface GpuPlan {
   checkpointGiB: number;
 }
 
-/** Bytes per parameter of the linear layers for a weight format (scales and zeros included). */
+/** Bytes per parameter of the linear layers for a weight format (scales and zeros included). VLLM-MEMORY.md §6. */
 export function bytesPerParam(method: string, bits: number, groupSize = 128): number {
   switch (method) {
     case "none":
@@ -81,7 +121,8 @@ export function bytesPerParam(method: string, bits: number, groupSize = 128): nu
       // packed int weights + an fp16 scale and a packed zero point per group
       return bits / 8 + (2 + bits / 8) / groupSize;
     case "bitsandbytes":
-      return 0.5 + 4 / 64; // nf4 + an fp32 absmax per 64 weights
+      // nf4 + an fp32 absmax per 64 weights; 8-bit: int8 + a per-row scale
+      return bits === 8 ? 1 + 4 / 4096 : 0.5 + 4 / 64;
     case "mxfp4":
       return 0.5 + 1 / 32; // e2m1 + an e8m0 scale per 32 weights
     case "compressed-tensors":
@@ -108,7 +149,32 @@ interface Weights {
  * negligible. Quantized formats cover linear layers only (embeddings stay
  * 16-bit), and mxfp4 in gpt-oss covers the MoE experts only.
  */
-export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: number, pp: number): Weights {
+/**
+ * MXFP4 expert padding (vllm/model_executor/layers/quantization/mxfp4.py, Mxfp4MoEMethod.create_weights):
+ * each backend rounds the TP shard's intermediate size I and the hidden size H up for its kernels
+ * (VLLM-MEMORY.md §6). What the public logs show for gpt-oss ("Model loading took"):
+ * - Marlin (I to 128, H to 256): A100 at 0.10.1 and 0.19, H100 at 0.10.1 and 0.19 (65.97 GiB for
+ *   120b on one GPU, 7.01 for 20b at TP 2);
+ * - I to 256 only: the 0.11-era H100 debug lines of llm-d-benchmark (64.38 / 13.47 GiB for
+ *   120b / 20b), while vllm#27508 on the same release and GPU implies Marlin's;
+ * - Blackwell FlashInfer (I and H to 256).
+ * Returns the factor for the version and GPU, and the envelope of the others.
+ */
+export function mxfp4PadFactor(arch: ModelArch, tp: number, version: string = NEWEST_CHECKED, gpuName = ""): Est {
+  const I = arch.moe?.expertIntermediate ?? arch.intermediate;
+  const shard = I / tp;
+  const up = (x: number, m: number) => Math.ceil(x / m) * m;
+  const marlin = (up(shard, 128) / shard) * (up(arch.hidden, 256) / arch.hidden);
+  const iOnly = up(shard, 256) / shard;
+  const sm100 = (up(shard, 256) / shard) * (up(arch.hidden, 256) / arch.hidden);
+  // Marlin's padding is what most logs show, on Hopper too (the same 0.11 H100 setup printed both,
+  // vllm#27508 implies Marlin's); "I to 256 only" is the low end, Blackwell's the high end.
+  void version;
+  const mid = /b200|b300|gb200|gb300/i.test(gpuName) ? sm100 : marlin;
+  return est(mid, Math.min(iOnly, marlin), Math.max(marlin, mid));
+}
+
+export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: number, pp: number, padFactor?: number): Weights {
   const native = arch.quantization;
   let method: string = quantization === "none" ? native?.method ?? "none" : quantization;
   if (method === "gptq_marlin") method = "gptq";
@@ -121,10 +187,11 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
   if (method === "mxfp4" && arch.moe && (native?.expertsOnly ?? true)) {
     const moeLayers = arch.moe.moeLayers ?? arch.layers;
     const expertParams = Math.min(bodyParams, moeLayers * arch.moe.experts * 3 * arch.hidden * arch.moe.expertIntermediate);
-    // vllm/model_executor/layers/quantization/mxfp4.py pads each TP shard's expert intermediate size
-    // up to a multiple of 256 for its kernels (2880 -> 3072 on one GPU, 1440 -> 1536 on two).
-    const shard = arch.moe.expertIntermediate / tp;
-    const pad = (Math.ceil(shard / 256) * 256) / shard;
+    // vllm/model_executor/layers/quantization/mxfp4.py (Mxfp4MoEMethod.create_weights) pads the expert
+    // matrices for its kernels: Marlin (Ampere, and Hopper in the public logs) rounds each TP shard's
+    // intermediate size up to 128 and the hidden size up to 256 (VLLM-MEMORY.md §6). gpt-oss-120b on one
+    // H100: 2880 -> 2944 x 3072, +9 %; "Model loading took 65.97 GiB" (vllm#23278) is matched this way.
+    const pad = padFactor ?? mxfp4PadFactor(arch, tp).mid;
     bodyBytes = expertParams * pad * bytesPerParam("mxfp4", 4) + (bodyParams - expertParams) * 2;
   } else {
     bodyBytes = bodyParams * bytesPerParam(method, bits, groupSize);
@@ -140,22 +207,125 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
   };
 }
 
-/** KV bytes per token per layer on one rank. */
-export function kvBytesPerTokenPerLayer(arch: ModelArch, tp: number, kvCacheDtype: KvDtype): number {
+// ---------------------------------------------------------------------------
+// Which engine and which defaults (VLLM-MEMORY.md §1, §2)
+
+/** GPUs below compute capability 8.0, by name: V1 0.8-0.10 falls back to V0 on them (§1). */
+const PRE_AMPERE = /\b(v100|t4|p100|p40|p4|k80|m60|titan v|titan xp|gtx|rtx 20\d\d|quadro rtx|tesla [kmp])/i;
+/** Ampere and Ada by name: their FlashAttention build had no fp8 KV in 0.8-0.9, V1 fell back to V0 (§1). */
+const AMPERE = /\b(a100|a10|a30|a40|a16|a2|a6000|a5000|a4000|rtx 30\d\d|rtx a\d000)\b/i;
+
+/**
+ * V0 or V1 for this release (§1): V0 only up to 0.7.x (V1 behind
+ * VLLM_USE_V1=1 from 0.7.0); V1 default from 0.8.0 with a fallback to V0 for
+ * GPUs under compute capability 8.0 and, up to 0.9.x, fp8 KV on Ampere;
+ * V0 is gone from 0.11.0 (vllm/engine/arg_utils.py _is_v1_supported_oracle).
+ */
+export function engineOf(version: string, opts: { gpuName?: string; kvCacheDtype?: KvDtype; useV1Env?: boolean } = {}): Engine {
+  if (atLeast(version, "0.11.0")) return "V1";
+  if (!atLeast(version, "0.8.0")) return atLeast(version, "0.7.0") && opts.useV1Env === true ? "V1" : "V0";
+  if (opts.useV1Env === false) return "V0";
+  if (opts.gpuName && PRE_AMPERE.test(opts.gpuName)) return "V0";
+  if (!atLeast(version, "0.10.0") && opts.kvCacheDtype?.startsWith("fp8") && opts.gpuName && AMPERE.test(opts.gpuName)) return "V0";
+  return "V1";
+}
+
+export interface SchedulerDefaults {
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  /** V0 only: chunked prefill on by vLLM's automatic rule (§2.1). */
+  chunkedPrefill: boolean;
+}
+
+/**
+ * vLLM's defaults for max-num-seqs / max-num-batched-tokens of `vllm serve`
+ * (OPENAI_API_SERVER usage context), by release and GPU (§2):
+ * - V0: 256 sequences; chunked prefill turns itself on only above 32K
+ *   context (CUDA, no sliding window, no MLA from 0.8.0; 0.5.3+), and then
+ *   512 tokens (<= 0.6.4) or 2048; otherwise one unchunked prefill of
+ *   max(max-model-len, 2048) tokens (vllm/config.py SchedulerConfig,
+ *   vllm/engine/arg_utils.py _set_default_args_v0).
+ * - V1: 0.7.0-0.8.3: 1024 sequences on every GPU, 8192 tokens on H100/H200
+ *   by name else 2048; 0.8.4: same tokens, 256 sequences off H100/H200;
+ *   0.8.5: by size, >= 70 GiB: 1024/8192; 0.9.0+: >= 70 GiB and not an A100;
+ *   0.28.0+: >= 160 GiB gets 16384 tokens; else 256/2048
+ *   (EngineArgs._set_default_args_v1 / get_batch_defaults). From 0.10.1
+ *   max-num-seqs is capped by max-num-batched-tokens.
+ */
+export function schedulerDefaults(
+  gpuMemoryGiB: number,
+  gpuName: string,
+  version: string = NEWEST_CHECKED,
+  opts: { engine?: Engine; maxModelLen?: number; arch?: ModelArch } = {},
+): SchedulerDefaults {
+  const engine = opts.engine ?? engineOf(version, { gpuName });
+  if (engine === "V0") {
+    const len = opts.maxModelLen ?? opts.arch?.maxPositionEmbeddings ?? 2048;
+    const a = opts.arch;
+    const sliding = a?.attention.kind === "hybrid-sliding" || a?.slidingWindowAllLayers === true;
+    const mla = a?.attention.kind === "mla" && atLeast(version, "0.7.1");
+    const chunked = atLeast(version, "0.5.3") && len > 32768 && !sliding && !mla;
+    const tokens = chunked ? (atLeast(version, "0.6.5") ? 2048 : 512) : Math.max(len, 2048);
+    return { maxNumSeqs: 256, maxNumBatchedTokens: tokens, chunkedPrefill: chunked };
+  }
+  const hopperByName = /h100|h200|h800|h20\b|gh200/i.test(gpuName);
+  const a100 = /a100/i.test(gpuName);
+  let seqs: number;
+  let tokens: number;
+  if (!atLeast(version, "0.8.4")) {
+    seqs = 1024;
+    tokens = hopperByName ? 8192 : 2048;
+  } else if (!atLeast(version, "0.8.5")) {
+    seqs = hopperByName ? 1024 : 256;
+    tokens = hopperByName ? 8192 : 2048;
+  } else {
+    const big = gpuMemoryGiB >= 70 && (!atLeast(version, "0.9.0") || !a100);
+    if (atLeast(version, "0.28.0") && gpuMemoryGiB >= 160) [seqs, tokens] = [1024, 16384];
+    else [seqs, tokens] = big ? [1024, 8192] : [256, 2048];
+  }
+  if (atLeast(version, "0.10.1")) seqs = Math.min(seqs, tokens);
+  return { maxNumSeqs: seqs, maxNumBatchedTokens: tokens, chunkedPrefill: true };
+}
+
+/** vLLM's default --gpu-memory-utilization: 0.90, 0.92 from 0.20.0 (vllm/config/cache.py, §2.3). */
+export function defaultUtilization(version: string): number {
+  return atLeast(version, "0.20.0") ? 0.92 : 0.9;
+}
+
+// ---------------------------------------------------------------------------
+// KV bytes (§5)
+
+/**
+ * KV bytes per token per layer on one rank (§5.1, §5.2).
+ * Standard attention: 2 (K and V) x max(1, kv_heads / TP) x head_dim x dtype.
+ * MLA (DeepSeek V2/V3), by release: <= 0.6.x stores full K and V heads of
+ * 256 (192 padded for FlashAttention) for num_key_value_heads / TP heads;
+ * 0.7.0 the same at 192; from 0.7.1 one latent of kv_lora_rank +
+ * qk_rope_head_dim per token, no factor 2, not split by TP
+ * (ModelConfig.get_head_size / use_mla, MLAAttentionSpec).
+ */
+export function kvBytesPerTokenPerLayer(arch: ModelArch, tp: number, kvCacheDtype: KvDtype, version: string = NEWEST_CHECKED): number {
   const bytes = kvDtypeBytes(kvCacheDtype);
-  if (arch.attention.kind === "mla") return arch.attention.latentDim * bytes;
+  if (arch.attention.kind === "mla") {
+    if (atLeast(version, "0.7.1")) return arch.attention.latentDim * bytes;
+    const qkDim = (arch.attention.qkNopeHeadDim ?? 128) + (arch.attention.qkRopeHeadDim ?? 64);
+    const head = atLeast(version, "0.7.0") ? qkDim : 256;
+    return 2 * Math.max(1, Math.floor(arch.kvHeads / tp)) * head * bytes;
+  }
   return 2 * Math.max(1, Math.floor(arch.kvHeads / tp)) * arch.headDim * bytes;
 }
 
 /**
  * KV bytes a single request of `len` tokens needs on one rank. Sliding-window
- * layers keep only about window + max-num-batched-tokens tokens.
+ * layers keep only about window + max-num-batched-tokens tokens in V1 from
+ * 0.9.1 (hybrid KV cache manager, §5.3); before that, and in V0, every
+ * layer holds the whole request.
  */
-export function kvBytesForRequest(arch: ModelArch, tp: number, pp: number, kv: KvDtype, len: number, batched: number): number {
-  const perLayer = kvBytesPerTokenPerLayer(arch, tp, kv);
+export function kvBytesForRequest(arch: ModelArch, tp: number, pp: number, kv: KvDtype, len: number, batched: number, version: string = NEWEST_CHECKED, engine: Engine = "V1"): number {
+  const perLayer = kvBytesPerTokenPerLayer(arch, tp, kv, version);
   const layers = Math.ceil(arch.layers / pp);
   const blocks = (n: number) => Math.ceil(n / BLOCK_SIZE) * BLOCK_SIZE;
-  if (arch.attention.kind === "hybrid-sliding") {
+  if (arch.attention.kind === "hybrid-sliding" && engine === "V1" && atLeast(version, "0.9.1")) {
     const sliding = Math.ceil(arch.attention.slidingLayers / pp);
     const fullLayers = layers - sliding;
     return perLayer * (fullLayers * blocks(len) + sliding * blocks(Math.min(len, arch.attention.window + batched)));
@@ -163,90 +333,279 @@ export function kvBytesForRequest(arch: ModelArch, tp: number, pp: number, kv: K
   return perLayer * layers * blocks(len);
 }
 
-/**
- * Torch peak of vLLM's profile run: one forward pass over max-num-batched-
- * tokens tokens plus the dummy sampler over max-num-seqs rows. Estimate:
- * a few hidden-state buffers, the MLP (or fused-MoE) intermediate of this
- * rank, and fp32 logits + probabilities over the full vocabulary.
- */
-export function activationBytes(arch: ModelArch, tp: number, tokens: number, maxNumSeqs: number): number {
-  const hiddenStates = tokens * arch.hidden * 2 * 4;
-  const mlp = arch.moe
-    ? tokens * arch.moe.expertsPerToken * (arch.moe.expertIntermediate / tp) * 2 * 3
-    : tokens * (arch.intermediate / tp) * 2 * 3;
-  const attnScratch = tokens * (arch.heads / tp) * arch.headDim * 2 * 2;
-  // The dummy sampler run profiles top-p/top-k: fp32 logits and probabilities plus int64 sort indices.
-  const sampler = maxNumSeqs * arch.vocab * (4 + 4 + 8);
-  return hiddenStates + mlp + attnScratch + sampler;
+// ---------------------------------------------------------------------------
+// The profile run (§3, §7)
+
+/** Streaming multiprocessors, for the Triton top-k/top-p buffer (§3.3); 132 (H100 SXM) when unknown. */
+function smCount(gpuName = ""): number {
+  const table: [RegExp, number][] = [[/b200|b300/i, 148], [/h100.*pcie|h800.*pcie/i, 114], [/h100|h200|h800|gh200/i, 132], [/a100/i, 108], [/l40/i, 142], [/4090/i, 128], [/5090/i, 170], [/3090/i, 82], [/l4\b/i, 58], [/a10\b/i, 72]];
+  return table.find(([re]) => re.test(gpuName))?.[1] ?? 132;
 }
 
 /**
- * CUDA graphs: vLLM captures batch sizes up to min(2 x max-num-seqs, 512);
- * their memory pool holds roughly one activation set of the largest size
- * plus per-layer graph bookkeeping. 0 with --enforce-eager.
+ * Live bytes per logits element (rows x vocab) at the sampler's peak, by
+ * release and implementation (§3.3, vllm/v1/sample/ops/topk_topp_sampler.py):
+ * - V0 (all): full sort, softmax, cumsum, masks and scatter: 35-45 B;
+ * - V1 native sort path (0.8.x; 0.12-0.16 where FlashInfer's sampler is
+ *   opt-in; 0.9-0.11 without FlashInfer installed: `pip install vllm` has it
+ *   only as the [flashinfer] extra): bf16 logits 2 + fp32 4 + sorted values 4
+ *   + int64 indices 8 + masks + scatter ≈ 28 B plus CUB's sort buffers: the
+ *   public 0.11-era H100 logs imply 37-38 B (gpt-oss, Llama-3.1, Qwen3);
+ * - V1 0.9-0.11 with FlashInfer installed (the official Docker image): ~10 B
+ *   (the 0.10.1.1 A100 logs imply it);
+ * - V1 0.17-0.21: Triton top-k/top-p in place for >= 8 rows: ~14 B plus a
+ *   cached [#SM, vocab] fp32 buffer (matches the 0.19 H100 logs to 3 %);
+ * - V1 0.22+: FlashInfer's sampler by default (a hard dependency since
+ *   0.20): ~10 B, Triton (14 B) where FlashInfer does not support the GPU.
+ * V1 0.7.0-0.7.2 computes logits for every profile token and no sampler.
+ * `flashinfer` undefined = not known: the range spans both.
  */
-export function cudaGraphBytes(arch: ModelArch, tp: number, pp: number, maxNumSeqs: number, enforceEager: boolean): number {
-  if (enforceEager) return 0;
-  const largest = Math.min(2 * maxNumSeqs, 512);
-  return 0.1 * GiB + activationBytes(arch, tp, largest, 0) + Math.ceil(arch.layers / pp) * 2 * 1024 ** 2;
+export function samplerBytesPerElement(version: string, engine: Engine, flashinfer?: boolean): { low: number; mid: number; high: number; perSmRow: boolean } {
+  // 0.11-era H100 debug lines (llm-d-benchmark config_explorer) imply 38.2-38.4 B for three vocabularies
+  const native = { low: 36, mid: 38, high: 40, perSmRow: false };
+  if (engine === "V0") return { low: 35, mid: 38, high: 45, perSmRow: false };
+  if (!atLeast(version, "0.7.3")) return { low: 2, mid: 2, high: 6, perSmRow: false };
+  if (inRange(version, "0.9.0", "0.12.0")) {
+    if (flashinfer === true) return { low: 9, mid: 10, high: 16, perSmRow: false };
+    if (flashinfer === false) return native;
+    return { ...native, low: 9 };
+  }
+  if (!atLeast(version, "0.17.0")) return native;
+  if (!atLeast(version, "0.22.0")) return { low: 13, mid: 14, high: 16, perSmRow: true };
+  return { low: 9, mid: 10, high: 16, perSmRow: true };
+}
+
+/** Rows of logits in the profile run (§3.1): V0 max-num-seqs; V1 0.7.0-0.7.2 every token; 0.7.3 max-num-seqs; 0.8+ min(seqs, tokens). */
+export function profileRows(version: string, engine: Engine, tokens: number, seqs: number): number {
+  if (engine === "V0") return seqs;
+  if (!atLeast(version, "0.7.3")) return tokens;
+  if (!atLeast(version, "0.8.0")) return seqs;
+  return Math.min(seqs, tokens);
 }
 
 /**
- * cuBLAS workspace and allocator slack, NCCL buffers when ranks talk, and the
- * custom all-reduce's IPC buffers when TP ranks have P2P (vLLM turns it off
- * without P2P: consumer cards on risers). The llm-d v0.19 logs of TP-2 runs
- * on H100 show ~2 GiB of non-torch memory per GPU.
+ * Torch peak of vLLM's profile run above the weights (§7), the larger of two
+ * phases that do not overlap:
+ * - the forward over T tokens: residual, hidden and MLP output (3·T·H), the MLP's
+ *   gate_up and activation (3·T·I/TP) or, for MoE, the fused-MoE caches
+ *   M·k·(max(2·I_e/TP, H) + I_e/TP) with M = min(T, 32768) (0.4-0.6: three
+ *   separate caches, §7.4) plus its output; V0 also computes attention (QKV
+ *   and output of this rank); V1 skips the attention kernel in the profile;
+ * - the sampler: hidden states T·H + R·V elements at the per-release bytes of
+ *   samplerBytesPerElement (+ the Triton buffer #SM·V·4). V1 gathers the
+ *   logits on every TP rank; V0 samples on the driver (rank 0 sets the
+ *   minimum over ranks).
+ * Range: the forward -20 % (torch.compile fuses in V1) / +15 %; V0 up to
+ * 0.6.3 measured free memory, i.e. the allocator's reserved pool: +25 %.
  */
-export function nonTorchBytes(tp: number, pp: number, p2p: boolean): number {
-  return 0.2 * GiB + (tp * pp > 1 ? 0.3 * GiB : 0) + (tp > 1 && p2p ? 1.5 * GiB : 0);
+export function activationEst(arch: ModelArch, tp: number, tokens: number, seqs: number, version: string, engine: Engine, gpuName?: string, flashinfer?: boolean, pp = 1): { total: Est; sampler: Est; rows: number } {
+  const b = 2;
+  const T = tokens;
+  const H = arch.hidden;
+  // residual + hidden in, and the down projection's output while the MLP's intermediates are alive
+  // (the V0 RTX 3090 logs of vllm#10517: 2.07 / 2.99 GiB at 20000 / 29000 tokens, matched within 1 %)
+  const residual = 3 * T * H * b;
+  const dense = T * b * ((3 * arch.intermediate) / tp);
+  let mlp = dense;
+  if (arch.moe) {
+    const M = Math.min(T, 32768);
+    const k = arch.moe.expertsPerToken;
+    const N = (2 * arch.moe.expertIntermediate) / tp;
+    const caches = atLeast(version, "0.7.0") ? Math.max(N, H) + N / 2 : N + N / 2 + H;
+    const shared = arch.moe.sharedIntermediate ? (T * b * 3 * arch.moe.sharedIntermediate) / tp : 0;
+    const moe = M * k * b * caches + T * H * b + shared;
+    mlp = (arch.moe.moeLayers ?? arch.layers) < arch.layers ? Math.max(moe, dense) : moe;
+  }
+  let attention = 0;
+  if (engine === "V0") {
+    const qDim = arch.attention.kind === "mla" ? (arch.attention.qkNopeHeadDim ?? 128) + (arch.attention.qkRopeHeadDim ?? 64) : arch.headDim;
+    const kvHeads = arch.attention.kind === "mla" ? arch.heads : arch.kvHeads;
+    attention = (T * (arch.heads * 2 * qDim + 2 * kvHeads * qDim) * b) / tp;
+  }
+  const forward = residual + Math.max(mlp, attention);
+  const rows = profileRows(version, engine, tokens, seqs);
+  const per = samplerBytesPerElement(version, engine, flashinfer);
+  const buf = per.perSmRow ? smCount(gpuName) * arch.vocab * 4 : 0;
+  const re = rows * arch.vocab;
+  const sampler = est(T * H * b + re * per.mid + buf, T * H * b + re * per.low + buf, T * H * b + re * per.high + buf);
+  const fwd = est(forward, forward * (engine === "V1" ? 0.8 : 0.9), forward * (engine === "V0" && !atLeast(version, "0.6.4") ? 1.25 : 1.15));
+  // With PP only the last stage computes logits and samples; the central figure and the high end
+  // keep the sampler (vLLM sizes every stage's cache by the smallest), the low end is a first stage.
+  const total = { mid: Math.max(fwd.mid, sampler.mid), low: pp > 1 ? fwd.low : Math.max(fwd.low, sampler.low), high: Math.max(fwd.high, sampler.high) };
+  return { total, sampler, rows };
+}
+
+/**
+ * CUDA-graph memory charged to the KV budget (§4.3): only in V1 from 0.20.0
+ * (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 there; before,
+ * graphs are captured after the KV cache is allocated and live outside the
+ * budget). 0 with --enforce-eager.
+ */
+export function cudaGraphEst(arch: ModelArch, tp: number, pp: number, version: string, engine: Engine, enforceEager: boolean, maxNumSeqs = 256): Est {
+  if (enforceEager || engine !== "V1" || !atLeast(version, "0.20.0")) return est(0);
+  return cudaGraphOutsideEst(arch, tp, pp, enforceEager, maxNumSeqs);
+}
+
+/** vLLM's capture sizes up to min(2 x max-num-seqs, 512): 1, 2, 4, then steps of 8 to 256, of 16 beyond (vllm/config). */
+export function captureSizes(maxNumSeqs: number): number {
+  const max = Math.min(2 * maxNumSeqs, 512);
+  let n = [1, 2, 4].filter((x) => x <= max).length;
+  for (let s = 8; s <= max; s += s < 256 ? 8 : 16) n++;
+  return n;
+}
+
+/**
+ * Size of the captured graphs, wherever they are counted. Piecewise graphs
+ * keep per-layer pieces, so the pool grows with graphs x layers: the 0.19
+ * logs print 0.84 GiB for Llama-3.1-8B (51 sizes x 32 layers: 0.53 MiB
+ * each), 0.81 for Qwen2.5-7B (0.58), 1.82 for a 70B at TP 2 (0.46) and 1.09
+ * for gpt-oss-20b at TP 2 (MoE: 0.91). Range x0.6-1.4.
+ */
+export function cudaGraphOutsideEst(arch: ModelArch, _tp: number, pp: number, enforceEager: boolean, maxNumSeqs = 256): Est {
+  if (enforceEager) return est(0);
+  const perPiece = (arch.moe ? 0.9 : 0.52) * 1024 ** 2;
+  const mid = captureSizes(maxNumSeqs) * Math.ceil(arch.layers / pp) * perPiece;
+  return est(mid, mid * 0.6, mid * 1.4);
+}
+
+/** CUDA context + torch/cuBLAS handles of one process on its GPU (init snapshot "cuda_memory=0.51GiB", 0.19 logs). */
+export const CUDA_CONTEXT_GIB = 0.5;
+
+/**
+ * Non-torch memory charged to the budget (§4.1, §4.2): cuBLAS/cuDNN
+ * workspaces, kernel images, allocator slack: 0.25 GiB on one GPU in the
+ * 0.19 logs (0.16-0.20 in 0.7-0.8). With TP/PP > 1, NCCL buffers, plus on
+ * NVLink the custom all-reduce and NCCL's NVLS buffers: 2.07-2.1 GiB per GPU
+ * at TP 2 on H100 SXM (0.19 logs); PCIe without P2P only NCCL's ring
+ * buffers. V0 0.6.4 and V1 0.7.0-0.9.0 measure total - free, which also
+ * charges the CUDA context and any other process on the GPU; 0.27+ counts
+ * buffers allocated between the init snapshot and the profile.
+ */
+export function nonTorchEst(version: string, engine: Engine, tp: number, pp: number, p2p: boolean, inUseGiB: number): Est {
+  let mid = 0.25 * GiB;
+  // a PP stage that does not sample prints less (0.07 GiB in the 0.19 PP logs)
+  let low = (pp > 1 ? 0.05 : 0.18) * GiB;
+  let high = 0.35 * GiB;
+  if (tp * pp > 1) {
+    // NCCL's communicators are created before the init snapshot from 0.11 (not charged);
+    // before, and in V0, their buffers are charged too.
+    const ncclCharged = engine === "V0" || !atLeast(version, "0.11.0");
+    if (p2p && tp > 1) {
+      // NVLink: 2.06-2.13 GiB per GPU at TP 2-4 in the 0.19 H100 logs (NCCL's NVLS / symmetric
+      // buffers, allocated at the first collective); 0.55 GiB at TP 2 in the 0.11-era H100 debug
+      // lines; 1.79 GiB more than TP 1 in 0.6.5 (vllm#10511, NCCL charged).
+      if (engine === "V1" && atLeast(version, "0.17.0")) [mid, low, high] = [mid + 1.85 * GiB, low + 1.2 * GiB, high + 2.0 * GiB];
+      else if (engine === "V1" && atLeast(version, "0.11.0")) [mid, low, high] = [mid + 0.35 * GiB, low + 0.2 * GiB, high + 2.0 * GiB];
+      else [mid, low, high] = [mid + 1.5 * GiB, low + 0.5 * GiB, high + 2.0 * GiB];
+    } else {
+      // without P2P: NCCL's ring buffers only (less again across nodes over sockets)
+      mid += (ncclCharged ? 0.3 : 0.1) * GiB;
+      low += 0;
+      high += (ncclCharged ? 0.4 : 0.2) * GiB;
+    }
+  }
+  const chargesContext = (engine === "V0" && inRange(version, "0.6.4", "0.6.5")) || (engine === "V1" && !atLeast(version, "0.9.1"));
+  if (chargesContext) {
+    // The 0.6.4 RTX 3090 logs print non_torch_memory=0.35GiB with the context in it: the context
+    // there is ~0.3 GiB, 0.51 GiB on an H100 (0.19 init snapshot).
+    mid += (0.2 + inUseGiB) * GiB;
+    low += (0.1 + inUseGiB) * GiB;
+    high += (0.45 + inUseGiB) * GiB;
+  }
+  // 0.6.5-0.6.6 measured from a baseline taken before cuBLAS/NCCL warm-up: the PR that introduced it
+  // printed non_torch_memory 1.79 GiB for Llama-3-8B on one H100 (vllm#10511).
+  if (engine === "V0" && inRange(version, "0.6.5", "0.7.0")) high += 1.6 * GiB;
+  if (engine === "V1" && atLeast(version, "0.27.0")) high += 0.1 * GiB;
+  return est(mid, low, high);
 }
 
 /**
  * Memory that must stay outside vLLM's budget on each GPU: the CUDA context
- * (~0.5 GiB with torch), NCCL's own allocations for multi-GPU, and a margin
- * for allocator fragmentation. Seed 001's rig crashed at 0.90 and ran at
- * 0.85: on 12 GiB cards 0.90 leaves 1.2 GiB, under this line.
+ * (~0.5 GiB with torch), NCCL's own allocations for multi-GPU, a margin for
+ * allocator fragmentation, what other processes hold, and the CUDA graphs
+ * where they are captured after the KV cache (V0, V1 before 0.20). Seed
+ * 001's rig crashed at 0.90 and ran at 0.85: on 12 GiB cards 0.90 leaves
+ * 1.2 GiB, under this line.
  */
-export function headroomNeededBytes(tp: number, pp: number, inUseGiB: number): number {
-  return 0.5 * GiB + (tp * pp > 1 ? 0.25 * GiB : 0) + 0.5 * GiB + inUseGiB * GiB;
+export function headroomNeededBytes(tp: number, pp: number, inUseGiB: number, graphsOutside = 0): number {
+  return 0.5 * GiB + (tp * pp > 1 ? 0.25 * GiB : 0) + 0.5 * GiB + inUseGiB * GiB + graphsOutside;
+}
+
+/**
+ * What CUDA reports as the total of a card given by its nominal size: vLLM
+ * takes the utilization of that (torch.cuda.mem_get_info). Cards sold as N GB
+ * report 1-2 % less (H100 80GB 79.19 GiB, A100 40GB 39.38, RTX 3090 23.58);
+ * a size with decimals is taken as measured.
+ */
+export function cudaTotal(gpuMemoryGiB: number): Est {
+  if (!Number.isInteger(gpuMemoryGiB)) return est(gpuMemoryGiB * GiB);
+  return est(gpuMemoryGiB * 0.985 * GiB, gpuMemoryGiB * 0.98 * GiB, gpuMemoryGiB * 0.992 * GiB);
 }
 
 export function planGpu(i: GpuPlanInput): GpuPlan {
-  const total = i.gpuMemoryGiB * GiB;
-  const w = weightBytes(i.arch, i.quantization, i.tp, i.pp);
-  const act = activationBytes(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs);
-  const graph = cudaGraphBytes(i.arch, i.tp, i.pp, i.maxNumSeqs, i.enforceEager);
-  const nonTorch = nonTorchBytes(i.tp, i.pp, i.p2p);
-  const budget = total * i.utilization;
-  const kv = Math.max(0, budget - w.perRankBytes - act - graph - nonTorch);
-  const perToken = kvBytesPerTokenPerLayer(i.arch, i.tp, i.kvCacheDtype) * Math.ceil(i.arch.layers / i.pp);
-  const tokens = Math.floor(kv / perToken / BLOCK_SIZE) * BLOCK_SIZE;
-  const fitLen = largestModelLen(i, kv);
+  const version = i.vllmVersion ?? NEWEST_CHECKED;
+  const engine = engineOf(version, { gpuName: i.gpuName, kvCacheDtype: i.kvCacheDtype, useV1Env: i.useV1Env });
+  const total = cudaTotal(i.gpuMemoryGiB);
+  // Weights from the parameter count: the public "Model loading took" figures are 0-0.9 % above it
+  // for bf16/fp8/int8 (norms, biases, vocab padding), 1.4 % once (V0 0.7); bitsandbytes +-5 %
+  // (quant state); mxfp4 by the kernel's padding (mxfp4PadFactor).
+  const pad = mxfp4PadFactor(i.arch, i.tp, version, i.gpuName);
+  const w = weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.mid);
+  const mxfp4 = w.format.startsWith("mxfp4");
+  const weights = mxfp4
+    ? est(w.perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.low).perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.high).perRankBytes * 1.005)
+    : w.format.startsWith("bitsandbytes")
+      ? est(w.perRankBytes, w.perRankBytes * 0.95, w.perRankBytes * 1.05)
+      : est(w.perRankBytes, w.perRankBytes * 0.998, w.perRankBytes * 1.015);
+  const act = activationEst(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs, version, engine, i.gpuName, i.flashinfer, i.pp);
+  const graph = cudaGraphEst(i.arch, i.tp, i.pp, version, engine, i.enforceEager, i.maxNumSeqs);
+  const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB);
+  const budget = est(total.mid * i.utilization, total.low * i.utilization, total.high * i.utilization);
+  const nonKv = sum(weights, act.total, graph, nonTorch);
+  const kvMid = Math.max(0, budget.mid - nonKv.mid);
+  const kvLow = Math.max(0, budget.low - nonKv.high);
+  const kvHigh = Math.max(0, budget.high - nonKv.low);
+  const perToken = kvBytesPerTokenPerLayer(i.arch, i.tp, i.kvCacheDtype, version) * Math.ceil(i.arch.layers / i.pp);
+  const tokensOf = (kv: number) => Math.floor(kv / perToken / BLOCK_SIZE) * BLOCK_SIZE;
+  const fitLen = largestModelLen(i, kvLow);
   const len = i.maxModelLen ?? fitLen;
-  const perRequest = kvBytesForRequest(i.arch, i.tp, i.pp, i.kvCacheDtype, Math.max(len, 1), i.maxNumBatchedTokens);
+  const perRequest = kvBytesForRequest(i.arch, i.tp, i.pp, i.kvCacheDtype, Math.max(len, 1), i.maxNumBatchedTokens, version, engine);
+  const graphsOutside = engine === "V1" && atLeast(version, "0.20.0") ? 0 : cudaGraphOutsideEst(i.arch, i.tp, i.pp, i.enforceEager, i.maxNumSeqs).mid;
   return {
     weightFormat: w.format,
+    engine,
+    rulesOf: version,
     weightsGiB: w.perRankBytes / GiB,
-    activationGiB: act / GiB,
-    cudaGraphGiB: graph / GiB,
-    nonTorchGiB: nonTorch / GiB,
-    budgetGiB: budget / GiB,
-    kvCacheGiB: kv / GiB,
+    activationGiB: act.total.mid / GiB,
+    samplerGiB: act.sampler.mid / GiB,
+    cudaGraphGiB: graph.mid / GiB,
+    nonTorchGiB: nonTorch.mid / GiB,
+    gpuTotalGiB: total.mid / GiB,
+    budgetGiB: budget.mid / GiB,
+    kvCacheGiB: kvMid / GiB,
+    kvCacheGiBLow: kvLow / GiB,
+    kvCacheGiBHigh: kvHigh / GiB,
     kvBytesPerToken: perToken,
-    kvCacheTokens: tokens,
+    kvCacheTokens: tokensOf(kvMid),
+    kvCacheTokensLow: tokensOf(kvLow),
+    kvCacheTokensHigh: tokensOf(kvHigh),
     maxModelLen: fitLen,
     maxModelLenAsked: i.maxModelLen,
-    maxConcurrency: len > 0 && kv > 0 ? Math.floor((kv / perRequest) * 100) / 100 : 0,
-    headroomGiB: (total - budget) / GiB,
-    headroomNeededGiB: headroomNeededBytes(i.tp, i.pp, i.gpuMemoryInUseGiB) / GiB,
+    maxConcurrency: len > 0 && kvLow > 0 ? Math.floor((kvLow / perRequest) * 100) / 100 : 0,
+    profileTokens: i.maxNumBatchedTokens,
+    profileRows: act.rows,
+    headroomGiB: (total.mid * (1 - i.utilization)) / GiB,
+    headroomNeededGiB: headroomNeededBytes(i.tp, i.pp, i.gpuMemoryInUseGiB, graphsOutside) / GiB,
     checkpointGiB: w.checkpointBytes / GiB,
   };
 }
 
 /** Largest max-model-len whose single request fits in `kvBytes` (binary search, like vLLM's estimate). */
 export function largestModelLen(i: GpuPlanInput, kvBytes: number): number {
+  const version = i.vllmVersion ?? NEWEST_CHECKED;
+  const engine = engineOf(version, { gpuName: i.gpuName, kvCacheDtype: i.kvCacheDtype, useV1Env: i.useV1Env });
   const cap = i.arch.maxPositionEmbeddings;
-  const need = (len: number) => kvBytesForRequest(i.arch, i.tp, i.pp, i.kvCacheDtype, len, i.maxNumBatchedTokens);
+  const need = (len: number) => kvBytesForRequest(i.arch, i.tp, i.pp, i.kvCacheDtype, len, i.maxNumBatchedTokens, version, engine);
   if (need(1) > kvBytes) return 0;
   if (need(cap) <= kvBytes) return cap;
   let lo = 1;
@@ -257,19 +616,4 @@ export function largestModelLen(i: GpuPlanInput, kvBytes: number): number {
     else hi = mid - 1;
   }
   return lo;
-}
-
-/**
- * vLLM's defaults for max-num-seqs / max-num-batched-tokens of `vllm serve`
- * (EngineArgs, api server usage context; history in
- * data/vllm-flag-history.json "defaults"): from 0.9.0, 1024/8192 on GPUs of
- * 70 GiB or more that are not A100, else 256/2048; from 0.28.0 also
- * 1024/16384 from 160 GiB.
- */
-export function schedulerDefaults(gpuMemoryGiB: number, gpuName: string, version: string): { maxNumSeqs: number; maxNumBatchedTokens: number } {
-  const [maj, min] = version.split(".").map(Number);
-  const atLeast = (m: number) => maj > 0 || min >= m;
-  if (atLeast(28) && gpuMemoryGiB >= 160) return { maxNumSeqs: 1024, maxNumBatchedTokens: 16384 };
-  const big = gpuMemoryGiB >= 70 && !/a100/i.test(gpuName);
-  return big ? { maxNumSeqs: 1024, maxNumBatchedTokens: 8192 } : { maxNumSeqs: 256, maxNumBatchedTokens: 2048 };
 }

@@ -7,10 +7,11 @@ import type { LoadedConfig } from "../config/load";
 import { modelConfigProblems } from "../config/model-json";
 import { configWarnings } from "../config/warnings";
 import { ModelArch, resolveModel, UnknownModelError } from "./catalog";
-import { GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "./memory";
+import { CUDA_CONTEXT_GIB, engineOf, GpuPlan, GpuPlanInput, planGpu, QuantMethod, schedulerDefaults } from "./memory";
 import { HostPlan, planHost, round } from "./host-memory";
-import { Launch, renderLaunch } from "./launch";
+import { Launch, renderLaunch, versionedValues } from "./launch";
 import { checkForVersion, compareVersions } from "./vllm-versions";
+import { atLeast, versionWarnings } from "./version";
 import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
 
 /** vLLM's JIT needs a compiler and headers (seed 001: "JIT failed" until python3-dev and libnuma-dev); the steps need curl. */
@@ -51,8 +52,23 @@ export function autoModelLen(fit: number, modelMax: number): number {
   return len > 0 ? len : Math.floor(fit / 16) * 16;
 }
 
-export function gpuInput(c: StackConfig, arch: ModelArch): GpuPlanInput {
-  const sched = schedulerDefaults(c.hardware.gpuMemoryGiB, c.hardware.gpuName, c.vllm.version);
+/** VLLM_USE_V1 from host.env, where the variable means something (0.7-0.10). */
+function useV1Env(c: StackConfig): boolean | undefined {
+  const v = c.host.env.VLLM_USE_V1;
+  return v === undefined ? undefined : v === "1";
+}
+
+/**
+ * The GPU planner's input for a stack. max-num-seqs / max-num-batched-tokens
+ * not given are vLLM's own defaults for the pinned release and GPU (the
+ * launch passes them explicitly, so the plan and the server agree); in V0
+ * they depend on max-model-len (`lenForDefaults`, see makePlan).
+ */
+export function gpuInput(c: StackConfig, arch: ModelArch, lenForDefaults?: number): GpuPlanInput {
+  const version = c.vllm.version;
+  const engine = engineOf(version, { gpuName: c.hardware.gpuName, kvCacheDtype: c.model.kvCacheDtype, useV1Env: useV1Env(c) });
+  const asked = parseModelLen(c.serving.maxModelLen);
+  const sched = schedulerDefaults(c.hardware.gpuMemoryGiB, c.hardware.gpuName, version, { engine, maxModelLen: asked ?? lenForDefaults, arch });
   return {
     arch,
     quantization: c.model.quantization as QuantMethod,
@@ -62,12 +78,38 @@ export function gpuInput(c: StackConfig, arch: ModelArch): GpuPlanInput {
     gpuMemoryGiB: c.hardware.gpuMemoryGiB,
     gpuMemoryInUseGiB: c.hardware.gpuMemoryInUseGiB,
     utilization: c.serving.gpuMemoryUtilization,
-    maxModelLen: parseModelLen(c.serving.maxModelLen),
+    maxModelLen: asked,
     maxNumSeqs: c.serving.maxNumSeqs ?? sched.maxNumSeqs,
     maxNumBatchedTokens: c.serving.maxNumBatchedTokens ?? sched.maxNumBatchedTokens,
     enforceEager: c.serving.enforceEager,
     p2p: c.hardware.interconnect === "nvlink" && c.nccl.p2pDisable !== true,
+    vllmVersion: version,
+    gpuName: c.hardware.gpuName,
+    useV1Env: useV1Env(c),
   };
+}
+
+/**
+ * The GPU plan. In V0 with maxModelLen auto and no explicit
+ * maxNumBatchedTokens, the profile size depends on the length picked
+ * (unchunked prefill of max(len, 2048) tokens), and the length on the
+ * profile size: iterate to the fixed point from the model's context down.
+ */
+export function planGpuForStack(c: StackConfig, arch: ModelArch): { input: GpuPlanInput; gpu: GpuPlan; autoLen?: number } {
+  let input = gpuInput(c, arch);
+  let gpu = planGpu(input);
+  const engine = gpu.engine;
+  if (engine !== "V0" || input.maxModelLen !== undefined || c.serving.maxNumBatchedTokens !== undefined) return { input, gpu };
+  // Shrink until the length picked fits with the profile of that length; then keep it (a longer one
+  // would profile more tokens again).
+  let len = autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
+  for (let k = 0; k < 8 && len > 0; k++) {
+    input = gpuInput(c, arch, len);
+    gpu = planGpu(input);
+    if (gpu.maxModelLen >= len) break;
+    len = autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
+  }
+  return { input, gpu, autoLen: len };
 }
 
 /** Structural checks of model x parallelism x quantization (vLLM refuses these at start). */
@@ -92,7 +134,7 @@ export function modelChecks(c: StackConfig, arch: ModelArch): string[] {
       `model.quantization: ${q} needs a checkpoint quantized ahead of time and ${arch.id} is not one -> use bitsandbytes (4-bit) or fp8 (8-bit), quantized while loading, or an -AWQ/-GPTQ model id`,
     );
   }
-  if (q === "bitsandbytes" && compareVersions(c.vllm.version, "0.28.0") >= 0) {
+  if ((q === "bitsandbytes" || (q === "none" && native === "bitsandbytes")) && compareVersions(c.vllm.version, "0.28.0") >= 0) {
     out.push(
       "model.quantization: bitsandbytes left vLLM's core in 0.28.0 (it became a plugin) -> pin vllm.version below 0.28.0, or use fp8 or a pre-quantized AWQ/GPTQ checkpoint",
     );
@@ -105,16 +147,23 @@ export function modelChecks(c: StackConfig, arch: ModelArch): string[] {
 }
 
 function fitsGpu(p: GpuPlan): boolean {
-  return p.kvCacheGiB > 0 && p.maxModelLen > 0 && (p.maxModelLenAsked === undefined || p.maxModelLen >= p.maxModelLenAsked);
+  // The low end of the KV range: a configuration vLLM may refuse is not called fits.
+  return p.kvCacheGiBLow > 0 && p.maxModelLen > 0 && (p.maxModelLenAsked === undefined || p.maxModelLen >= p.maxModelLenAsked);
 }
 
 /** The changes that would make a GPU plan fit, each checked by re-planning. */
 export function suggestFixes(c: StackConfig, arch: ModelArch, base: GpuPlanInput, p: GpuPlan): string[] {
   const fixes: string[] = [];
   const tries = (patch: Partial<GpuPlanInput>) => planGpu({ ...base, ...patch });
-  const weightsFit = p.kvCacheGiB > 0;
+  const weightsFit = p.kvCacheGiBLow > 0;
   if (weightsFit && p.maxModelLen >= 256) fixes.push(`lower serving.maxModelLen to ${p.maxModelLen}`);
   if (!base.kvCacheDtype.startsWith("fp8") && fitsGpu(tries({ kvCacheDtype: "fp8" }))) fixes.push("set model.kvCacheDtype: fp8 (half the KV bytes)");
+  if (!base.enforceEager && p.cudaGraphGiB > 0) {
+    const eager = tries({ enforceEager: true });
+    const why = `vLLM ${c.vllm.version} counts ~${round(p.cudaGraphGiB)} GiB of CUDA graphs in its budget; eager mode is slower`;
+    if (fitsGpu(eager)) fixes.push(`set serving.enforceEager: true (${why})`);
+    else if (eager.kvCacheGiBLow > 0 && eager.maxModelLen >= 256) fixes.push(`set serving.enforceEager: true and serving.maxModelLen: ${eager.maxModelLen} (${why})`);
+  }
   for (let u = Math.ceil(base.utilization * 100 + 1) / 100; u <= 0.95 + 1e-9; u = Math.round((u + 0.01) * 100) / 100) {
     const t = tries({ utilization: u });
     if (fitsGpu(t)) {
@@ -154,33 +203,49 @@ export function makePlan(loaded: LoadedConfig): Plan {
     throw e;
   }
   const problems = modelChecks(c, arch);
-  const warnings: string[] = configWarnings(c);
-  const input = gpuInput(c, arch);
-  const gpu = planGpu(input);
+  const warnings: string[] = [...configWarnings(c), ...versionWarnings(c.vllm.version)];
+  const { input, gpu, autoLen } = planGpuForStack(c, arch);
 
-  if (gpu.kvCacheGiB <= 0) {
+  if (gpu.kvCacheGiBLow <= 0) {
     const fixes = suggestFixes(c, arch, input, gpu);
+    const maybe = gpu.kvCacheGiBHigh > 0;
     problems.push(
       `serving: the weights (${round(gpu.weightsGiB)} GiB per GPU, ${gpu.weightFormat}) and vLLM's working memory (${round(
         gpu.activationGiB + gpu.cudaGraphGiB + gpu.nonTorchGiB,
-      )} GiB) do not fit in ${round(gpu.budgetGiB)} GiB (${c.serving.gpuMemoryUtilization} x ${c.hardware.gpuMemoryGiB} GiB) -> ${fixes.join("; or ") || "use more or bigger GPUs"}`,
+      )} GiB) ${maybe ? "may not fit" : "do not fit"} in ${round(gpu.budgetGiB)} GiB (${c.serving.gpuMemoryUtilization} x the ${round(gpu.gpuTotalGiB)} GiB CUDA reports of ${c.hardware.gpuMemoryGiB} GiB)${
+        maybe ? `: the KV cache left is ${round(gpu.kvCacheGiBLow)}-${round(gpu.kvCacheGiBHigh)} GiB, and the plan counts the low end` : ""
+      } -> ${fixes.join("; or ") || "use more or bigger GPUs"}`,
     );
   } else if (gpu.maxModelLenAsked !== undefined && gpu.maxModelLen < gpu.maxModelLenAsked) {
     const fixes = suggestFixes(c, arch, input, gpu);
     problems.push(
-      `serving.maxModelLen: one request of ${gpu.maxModelLenAsked} tokens needs more KV cache than the ${round(gpu.kvCacheGiB)} GiB left per GPU (${gpu.kvCacheTokens} tokens) -> ${fixes.join("; or ")}`,
+      `serving.maxModelLen: one request of ${gpu.maxModelLenAsked} tokens needs more KV cache than the ${round(gpu.kvCacheGiBLow)} GiB that is sure to be left per GPU (${gpu.kvCacheTokensLow} tokens; the estimate is ${round(gpu.kvCacheGiBLow)}-${round(gpu.kvCacheGiBHigh)} GiB) -> ${fixes.join("; or ")}`,
     );
   }
-  if (gpu.headroomGiB < gpu.headroomNeededGiB) {
+  // From 0.9.1 vLLM refuses to start when the memory free at start is below total x utilization
+  // ("Free memory on device ... is less than desired GPU memory utilization", gpu_worker.py):
+  // the CUDA context and other processes must fit in the rest.
+  const hardNeed = CUDA_CONTEXT_GIB + c.hardware.gpuMemoryInUseGiB;
+  if (gpu.engine === "V1" && atLeast(c.vllm.version, "0.9.1") && gpu.headroomGiB < hardNeed) {
+    problems.push(
+      `serving.gpuMemoryUtilization: ${c.serving.gpuMemoryUtilization} asks for ${round(gpu.budgetGiB)} GiB of the ${round(gpu.gpuTotalGiB)} GiB CUDA reports, and the CUDA context${
+        c.hardware.gpuMemoryInUseGiB ? " and the other processes" : ""
+      } need ~${round(hardNeed)} GiB of the rest: vLLM ${c.vllm.version} refuses to start ("Free memory on device ... is less than desired GPU memory utilization") -> ${
+        Math.floor((1 - (hardNeed + 0.25) / gpu.gpuTotalGiB) * 100) / 100
+      } or lower`,
+    );
+  } else if (gpu.headroomGiB < gpu.headroomNeededGiB) {
     warnings.push(
       `serving.gpuMemoryUtilization: ${c.serving.gpuMemoryUtilization} leaves ${round(gpu.headroomGiB)} GiB per GPU outside vLLM's budget, less than the ~${round(
         gpu.headroomNeededGiB,
-      )} GiB the CUDA context, NCCL and fragmentation take${c.hardware.gpuMemoryInUseGiB ? " plus what other processes hold" : ""}: risky (seed 001's rig crashed at 0.90 this way) -> ${
+      )} GiB the CUDA context, NCCL and fragmentation take${c.hardware.gpuMemoryInUseGiB ? " plus what other processes hold" : ""}${
+        gpu.engine === "V0" || !atLeast(c.vllm.version, "0.20.0") ? (c.serving.enforceEager ? "" : ", with the CUDA graphs vLLM captures after the KV cache") : ""
+      }: risky (seed 001's rig crashed at 0.90 this way) -> ${
         Math.floor((1 - gpu.headroomNeededGiB / c.hardware.gpuMemoryGiB) * 100) / 100
       } or lower`,
     );
   }
-  const maxModelLen = gpu.maxModelLenAsked ?? autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
+  const maxModelLen = gpu.maxModelLenAsked ?? autoLen ?? autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
   if (gpu.maxConcurrency > 0 && gpu.maxConcurrency < 1 && problems.length === 0) {
     warnings.push(`serving: only ${gpu.maxConcurrency} requests of ${maxModelLen} tokens fit at once`);
   }
@@ -231,6 +296,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
       c.vllm.version,
       [
         ...c.serving.extraArgs.filter((a) => a.startsWith("--")).map((flag) => ({ flag, where: "serving.extraArgs" })),
+        ...versionedValues(c),
         ...(c.topology === "slurm" ? launcherFlags(c).map((flag) => ({ flag, where: `slurm.launcher (${c.slurm.launcher})` })) : []),
       ],
       Object.keys(c.host.env).map((name) => ({ name, where: "host.env" })),

@@ -70,7 +70,7 @@ describe("launch-unit", () => {
     expectStep(await launch(sb, unit, secrets), "changed");
     const good = await hostSnapshot(sb, [UNIT_FILE, envFilePath(UNIT)]);
     const oldPid = await mainPid(sb, UNIT);
-    await faultWhen(UNIT, "--max-model-len 4096");
+    await faultWhen(UNIT, "max-model-len[^0-9]+4096");
     const r = await launch(sb, { ...unit, extraArgs: ["--max-model-len", "4096"] }, { VLLM_API_KEY: "sk-a-new-key" });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/rollback: restarting the previous vllm-rb\.service/);

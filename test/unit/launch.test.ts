@@ -29,6 +29,8 @@ describe("version table", () => {
     ["--swap-space", "0.33.0", true],
     ["--disable-log-requests", "0.16.0", false],
     ["--disable-log-requests", "0.17.0", true],
+    ["--disable-log-requests", "0.32.0", true],
+    ["--disable-log-requests", "0.33.0", false], // back: --enable-x/--disable-x pairing
     ["--enable-log-requests", "0.10.0", true],
     ["--enable-log-requests", "0.10.1", false],
     ["--num-scheduler-steps", "0.10.0", false],
@@ -49,6 +51,19 @@ describe("version table", () => {
     expect(p.problems.join("\n")).toMatch(/serving.extraArgs: --swap-space was removed in vLLM 0.18.0 and vllm.version is 0.33.0 -> use nothing/);
     expect(makePlan(cfg({ serving: { extraArgs: ["--swap-space", "1"] }, vllm: { version: "0.15.0" } })).fits).toBe(true);
   });
+  test("a flag that came back says so, and which pins take it", () => {
+    expect(checkForVersion("0.20.0", [{ flag: "--disable-log-requests", where: "serving.extraArgs" }], [])).toEqual([
+      expect.stringMatching(/^serving.extraArgs: --disable-log-requests was removed in vLLM 0.17.0 \(accepted again from 0.33.0\) and vllm.version is 0.20.0 -> use nothing .*\(or pin vLLM below 0.17.0 or 0.33.0\+\)/),
+    ]);
+  });
+  test("values that exist only in some releases are refused with the config key (0.6.0's parser refuses both)", () => {
+    const p = makePlan(cfg({ model: { id: "meta-llama/Llama-3.1-8B-Instruct", kvCacheDtype: "bfloat16" }, serving: { enableAutoToolChoice: true, toolCallParser: "llama3_json" }, vllm: { version: "0.6.0" } }));
+    expect(p.problems).toEqual([
+      expect.stringMatching(/^model.kvCacheDtype: --kv-cache-dtype bfloat16 needs vLLM 0.11.0 or newer and vllm.version is 0.6.0 -> pin vllm.version 0.11.0\+/),
+      expect.stringMatching(/^serving.toolCallParser: --tool-call-parser llama3_json needs vLLM 0.6.3 or newer/),
+    ]);
+    expect(makePlan(cfg({ model: { id: "meta-llama/Llama-3.1-8B-Instruct", kvCacheDtype: "bfloat16" }, vllm: { version: "0.11.0" } })).fits).toBe(true);
+  });
   test("flag=value form is checked too", () => {
     expect(checkForVersion("0.17.0", [{ flag: "--disable-log-requests=true", where: "x" }], [])).toHaveLength(1);
   });
@@ -68,6 +83,12 @@ describe("version-dependent planning", () => {
 });
 
 describe("launch rendering", () => {
+  test("bitsandbytes brings --load-format bitsandbytes up to 0.8.1 only (later releases set it themselves)", () => {
+    const argv = (version: string) => makePlan(cfg({ model: { id: "meta-llama/Llama-3.1-8B-Instruct", quantization: "bitsandbytes" }, vllm: { version } })).launch.argv.join(" ");
+    expect(argv("0.6.0")).toContain("--quantization bitsandbytes --load-format bitsandbytes");
+    expect(argv("0.8.1")).toContain("--load-format bitsandbytes");
+    expect(argv("0.8.2")).not.toContain("--load-format");
+  });
   test("argv carries no secret; the key and token are named for the environment file", () => {
     const p = makePlan(cfg({}, ["hfToken"]));
     expect(p.launch.secretEnv).toEqual(["VLLM_API_KEY", "HF_TOKEN"]);

@@ -10,6 +10,7 @@
 //    log gives the whole setup.
 import { ModelArch, CATALOG } from "../../components/plan/catalog";
 import { BLOCK_SIZE, GiB, kvBytesPerTokenPerLayer, planGpu, QuantMethod, weightBytes } from "../../components/plan/memory";
+import { isVllmVersion } from "../../components/plan/version";
 import figures from "./data/vllm-log-figures.json";
 import archs from "./data/model-architectures.json";
 
@@ -84,6 +85,7 @@ describe("the whole budget: predicted available KV against the logged one", () =
       arch: a, quantization: quantOf(f), kvCacheDtype: "auto", tp: f.tp ?? 1, pp: f.pp ?? 1, gpuMemoryGiB: f.gpuTotalGiB as number, gpuMemoryInUseGiB: 0,
       utilization: f.gpuMemoryUtilization as number, maxModelLen: f.maxModelLen ?? undefined, maxNumSeqs: f.maxNumSeqs as number,
       maxNumBatchedTokens: f.maxNumBatchedTokens as number, enforceEager: false, p2p: true, // the llm-d runs are on H100 SXM (NVLink)
+      vllmVersion: f.vllmVersion && isVllmVersion(f.vllmVersion) ? f.vllmVersion : undefined, gpuName: f.gpu ?? undefined,
     });
     return { id: f.id, logged: f.observed.availableKvGiB as number, predicted: p.kvCacheGiB, budget: (f.gpuTotalGiB as number) * (f.gpuMemoryUtilization as number) };
   });

@@ -2,9 +2,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { archFromConfigJson, CATALOG, resolveModel, UnknownModelError } from "../../components/plan/catalog";
-import { GiB, kvBytesForRequest, kvBytesPerTokenPerLayer, planGpu, weightBytes, GpuPlanInput } from "../../components/plan/memory";
+import { GiB, kvBytesForRequest, kvBytesPerTokenPerLayer, largestModelLen, planGpu, weightBytes, GpuPlanInput } from "../../components/plan/memory";
 import { planHost } from "../../components/plan/host-memory";
-import { autoModelLen, makePlan, parseModelLen } from "../../components/plan/plan";
+import { autoModelLen, gpuInput, makePlan, parseModelLen } from "../../components/plan/plan";
 import { parseStackConfig } from "../../components/config/load";
 
 const arch = (id: string) => CATALOG.get(id.toLowerCase())!;
@@ -82,7 +82,11 @@ describe("GPU plan", () => {
   test("KV = utilization x total - weights - activation - graphs - non-torch; tokens whole blocks of 16", () => {
     const p = planGpu(input("meta-llama/Llama-3.1-8B-Instruct"));
     const rest = p.weightsGiB + p.activationGiB + p.cudaGraphGiB + p.nonTorchGiB;
-    expect(p.kvCacheGiB).toBeCloseTo(0.9 * 80 - rest, 6);
+    // vLLM takes the fraction of what CUDA reports: 1-2 % under a card's nominal size
+    expect(p.budgetGiB).toBeCloseTo(0.9 * 80 * 0.985, 6);
+    expect(p.kvCacheGiB).toBeCloseTo(p.budgetGiB - rest, 6);
+    expect(p.kvCacheGiBLow).toBeLessThan(p.kvCacheGiB);
+    expect(p.kvCacheGiBHigh).toBeGreaterThan(p.kvCacheGiB);
     expect(p.kvCacheTokens % 16).toBe(0);
     expect(p.kvCacheTokens).toBe(Math.floor((p.kvCacheGiB * GiB) / (4096 * 32) / 16) * 16);
   });
@@ -91,8 +95,8 @@ describe("GPU plan", () => {
     const tight = planGpu(input("meta-llama/Llama-3.1-8B-Instruct", { gpuMemoryGiB: 24 }));
     expect(tight.maxModelLen).toBeLessThan(131072);
     expect(tight.maxModelLen).toBeGreaterThan(4096);
-    // one request of that length fits, one more block does not
-    const kv = tight.kvCacheGiB * GiB;
+    // one request of that length fits in the LOW end of the KV range, one more block does not
+    const kv = tight.kvCacheGiBLow * GiB;
     const a = arch("meta-llama/Llama-3.1-8B-Instruct");
     expect(kvBytesForRequest(a, 1, 1, "auto", tight.maxModelLen, 2048)).toBeLessThanOrEqual(kv);
     expect(kvBytesForRequest(a, 1, 1, "auto", tight.maxModelLen + 16, 2048)).toBeGreaterThan(kv);
@@ -174,12 +178,75 @@ describe("every suggested fix really fits", () => {
     const msg = plan.problems.join("\n");
     const len = Number(/maxModelLen to (\d+)/.exec(msg)![1]);
     const tp = Number(/tensorParallel: (\d+)/.exec(msg)![1]);
-    expect(msg).toMatch(/kvCacheDtype: fp8/);
     const apply = (patch: Record<string, any>) =>
       makePlan(parseStackConfig({ ...base, ...patch, serving: { ...base.serving, ...(patch.serving ?? {}) } }, "t")).fits;
     expect(apply({ serving: { maxModelLen: len } })).toBe(true);
     expect(apply({ serving: { maxModelLen: len + 16 } })).toBe(false);
     expect(apply({ serving: { tensorParallel: tp } })).toBe(true);
-    expect(apply({ model: { ...base.model, kvCacheDtype: "fp8" } })).toBe(true);
+    // fp8 KV is offered only where it fits at the low end of the range
+    expect(apply({ model: { ...base.model, kvCacheDtype: "fp8" } })).toBe(/kvCacheDtype: fp8/.test(msg));
+  });
+});
+
+describe("version-aware stack plans", () => {
+  const stack = (vllm: Record<string, unknown>, serving: Record<string, unknown> = {}, hardware: Record<string, unknown> = {}) =>
+    parseStackConfig(
+      {
+        topology: "single",
+        connection: { host: "h", privateKeyPath: "k", insecureSkipHostKeyCheck: true },
+        hardware: { gpuCount: 1, gpuMemoryGiB: 24, gpuName: "RTX 3090", hostRamGiB: 64, freeDiskGiB: 500, ...hardware },
+        model: { id: "meta-llama/Llama-3.1-8B-Instruct" },
+        serving,
+        vllm,
+      },
+      "t",
+    );
+  test("V0 (0.6.4) with maxModelLen auto: the profile is one unchunked prefill of the length launched", () => {
+    const p = makePlan(stack({ version: "0.6.4" }));
+    expect(p.gpu.engine).toBe("V0");
+    const len = p.launch.maxModelLen;
+    const argv = p.launch.argv;
+    const tokens = Number(argv[argv.indexOf("--max-num-batched-tokens") + 1]);
+    expect(tokens).toBe(Math.max(len, 2048));
+    expect(p.gpu.profileTokens).toBe(tokens);
+    expect(p.fits).toBe(true);
+    // the length launched fits at the low end, with the activation of that very length
+    expect(p.gpu.maxModelLen).toBeGreaterThanOrEqual(len);
+  });
+  test("V1 (0.11.0) on the same card: 256 sequences, 2048 tokens, independent of the length", () => {
+    const p = makePlan(stack({ version: "0.11.0" }, { maxModelLen: 16384 }));
+    expect(p.gpu.engine).toBe("V1");
+    expect(p.launch.argv).toEqual(expect.arrayContaining(["--max-num-seqs", "256", "--max-num-batched-tokens", "2048"]));
+  });
+  test("from 0.9.1 vLLM refuses to start when free memory is below utilization x total: that is a problem, not a warning", () => {
+    const p = makePlan(stack({ version: "0.11.0" }, { gpuMemoryUtilization: 0.95, maxModelLen: 4096 }, { gpuMemoryInUseGiB: 1 }));
+    expect(p.fits).toBe(false);
+    expect(p.problems.join("\n")).toMatch(/gpuMemoryUtilization: 0.95 .*refuses to start \("Free memory on device/);
+    // before 0.9.1 the budget charges the other processes instead: it still fits at 0.95
+    expect(makePlan(stack({ version: "0.8.5" }, { gpuMemoryUtilization: 0.95, maxModelLen: 4096 }, { gpuMemoryInUseGiB: 1 })).problems.join()).not.toMatch(/refuses to start/);
+  });
+  test("the plan shows the KV range and the largest length follows its low end", () => {
+    const c = stack({ version: "0.19.1" }, { maxModelLen: 8192 });
+    const p = makePlan(c);
+    expect(p.gpu.kvCacheGiBLow).toBeLessThan(p.gpu.kvCacheGiB);
+    expect(p.gpu.kvCacheGiBHigh).toBeGreaterThan(p.gpu.kvCacheGiB);
+    const i = gpuInput(c.config, CATALOG.get("meta-llama/llama-3.1-8b-instruct")!);
+    expect(p.gpu.maxModelLen).toBe(largestModelLen(i, p.gpu.kvCacheGiBLow * GiB));
+    expect(p.gpu.maxModelLen).toBeLessThan(largestModelLen(i, p.gpu.kvCacheGiB * GiB));
+  });
+});
+
+describe("README's plan example", () => {
+  test("is what `plan --stack rig` prints today (GPU memory table)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { renderPlanText } = require("../../components/cli/render");
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { loadStackFile } = require("../../components/config/load");
+    const root = path.join(__dirname, "..", "..");
+    const loaded = loadStackFile(path.join(root, "Pulumi.rig.yaml"));
+    const text: string = renderPlanText(makePlan(loaded), loaded.config, "rig");
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const block = /```\n(GPU memory, per GPU \(busiest rank\):\n[\s\S]*?)\n```/.exec(readme)![1];
+    expect(text).toContain(block);
   });
 });

@@ -154,6 +154,24 @@ describe("bounded output", () => {
 });
 
 describe("time limit", () => {
+  it("a step that ends leaves no process holding its output open (the SSH session ends), even without procps", () => {
+    // a PATH without pgrep/pkill/ps, as on a minimal host
+    const bin = path.join(dir, "bin");
+    fs.mkdirSync(bin);
+    for (const d of ["/usr/bin", "/bin"]) {
+      for (const f of fs.readdirSync(d)) {
+        if (/^(pgrep|pkill|ps|pidof|pwait|skill|snice)$/.test(f) || fs.existsSync(path.join(bin, f))) continue;
+        fs.symlinkSync(path.join(d, f), path.join(bin, f));
+      }
+    }
+    const start = Date.now();
+    const r = step(`txn_begin demo 600\necho unchanged`, { PATH: bin });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("unchanged\n");
+    // spawnSync returns only when every holder of stdout/stderr has closed them
+    expect(Date.now() - start).toBeLessThan(10000);
+  });
+
   it("stops a step that runs past its limit, and rolls it back", () => {
     fs.writeFileSync(path.join(dir, "conf"), "old\n");
     const start = Date.now();

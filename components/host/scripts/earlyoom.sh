@@ -100,6 +100,10 @@ if [[ $ACTION == delete ]]; then
       log "purging ${PURGE[*]} (installed by this step)"
       apt_get purge -- "${PURGE[@]}" || die "apt-get purge ${PURGE[*]} failed (see above)"
     fi
+    if [[ -f $STATE_DIR/orig-default ]] && ! cmp -s "$STATE_DIR/orig-default" "$CONF"; then
+      log "putting back the $CONF that was there before earlyoom was installed"
+      cp -p -- "$STATE_DIR/orig-default" "$CONF"
+    fi
   else
     if [[ -f $STATE_DIR/orig-default ]]; then
       if ! cmp -s "$STATE_DIR/orig-default" "$CONF"; then
@@ -174,7 +178,9 @@ mkdir -p "$STATE_DIR"
 if ! is_installed earlyoom; then
   journal
   if [[ ! -f $STATE_DIR/orig-absent && ! -f $STATE_DIR/orig-default ]]; then
-    : >"$STATE_DIR/orig-absent"
+    # A config written before the package was there is the user's: the
+    # package's purge would take it (it becomes a conffile), delete puts it back.
+    if [[ -f $CONF ]]; then cp -p -- "$CONF" "$STATE_DIR/orig-default"; else : >"$STATE_DIR/orig-absent"; fi
   fi
   log "installing earlyoom"
   apt_get update || die "apt-get update failed (see above)"

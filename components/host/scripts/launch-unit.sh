@@ -18,6 +18,9 @@
 #   PV_BIND_HOST         optional: address it binds (default 0.0.0.0)
 #   PV_REQUIRED_SECRETS  optional: comma-separated names that must be on stdin
 #                        (e.g. VLLM_API_KEY)
+#   PV_ADOPT             optional: 1 = take over a unit of this name that this
+#                        step did not make (default 0: refuse it, so that no
+#                        other service is overwritten and later deleted)
 # Secrets (stdin, create only): `NAME=value` lines (may be empty), e.g.
 #   VLLM_API_KEY=...  HF_TOKEN=...   They never travel as env or argv, and
 #   this script never prints a value.
@@ -30,7 +33,12 @@
 #   - service: restarted when the unit or env file changed, started when not
 #     active (after reset-failed), else left alone (same PID).
 # delete: stops and disables the unit, removes the unit file and the env file
-#   (and the empty /etc/pulumi-vllm), daemon-reload, reset-failed.
+#   (and the empty /etc/pulumi-vllm), daemon-reload, reset-failed. A unit
+#   that was adopted (PV_ADOPT=1) gets its original file back instead, enabled
+#   and running as it was.
+# Ownership: create refuses a unit of this name that exists on the host (in
+#   /etc/systemd/system or from a package) without a record of this step,
+#   unless PV_ADOPT=1.
 #
 # A create or update that fails (e.g. systemd refuses the unit, the restart
 # fails) puts back what this run replaced: the previous unit and env file (or
@@ -54,6 +62,7 @@ ENV_FILE=${PV_ENV_FILE:-}
 PORT=${PV_PORT:-}
 BIND_HOST=${PV_BIND_HOST:-0.0.0.0}
 REQUIRED=${PV_REQUIRED_SECRETS:-}
+ADOPT=${PV_ADOPT:-0}
 STATE_DIR=/var/lib/pulumi-vllm/launch-unit
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
@@ -63,6 +72,7 @@ STATE_DIR=/var/lib/pulumi-vllm/launch-unit
   die "PV_ENV_FILE must be an absolute file path without spaces, got '$ENV_FILE'"
 UNIT_FILE=/etc/systemd/system/$UNIT
 STATE="$STATE_DIR/$UNIT.state"
+ORIG="$STATE_DIR/$UNIT.orig"
 command -v systemctl >/dev/null || die "systemctl not found: this step needs systemd"
 
 # ---------------------------------------------------------------- helpers --
@@ -180,6 +190,23 @@ undo_service() { # was_enabled was_active
 txn_begin launch-unit 600
 
 # ----------------------------------------------------------------- delete --
+state_get() { if [[ -f $STATE ]]; then sed -n "s/^$1=//p" "$STATE" | head -n 1; fi; }
+
+if [[ $ACTION == delete && $(state_get adopted) == 1 ]]; then
+  # Not ours to delete: the unit as it was before this step took it over.
+  log "$UNIT was adopted: putting its original back"
+  if [[ -f $ORIG ]]; then cp -a -- "$ORIG" "$UNIT_FILE"; else rm -f -- "$UNIT_FILE"; fi
+  systemctl daemon-reload
+  if [[ $(state_get was_enabled) == 1 ]]; then systemctl enable "$UNIT" 2>/dev/null || true; else systemctl disable "$UNIT" 2>/dev/null || true; fi
+  if [[ $(state_get was_active) == 1 ]]; then systemctl restart "$UNIT" || log "the original $UNIT did not start"; else systemctl stop "$UNIT" 2>/dev/null || true; fi
+  env_file=$(state_get env_file)
+  rm -f -- "${env_file:-$ENV_FILE}" "$ORIG" "$STATE"
+  rmdir --ignore-fail-on-non-empty /etc/pulumi-vllm "$STATE_DIR" /var/lib/pulumi-vllm 2>/dev/null || true
+  txn_commit
+  echo changed
+  exit 0
+fi
+
 if [[ $ACTION == delete ]]; then
   changed=0
   if [[ -f $UNIT_FILE ]] || systemctl cat "$UNIT" >/dev/null 2>&1; then
@@ -258,6 +285,18 @@ done
 
 check_port
 
+# Ownership: a unit of this name that this step has no record of belongs to
+# someone else (another service, a package): never overwrite it silently.
+adopting=0
+# (FragmentPath: a unit file of this name anywhere systemd looks; drop-ins alone do not count.)
+if [[ ! -f $STATE ]] && { [[ -e $UNIT_FILE ]] || [[ -n $(systemctl show -p FragmentPath --value "$UNIT" 2>/dev/null) ]]; }; then
+  if [[ $ADOPT != 1 ]]; then
+    die "$UNIT already exists on this host and was not made by pulumi-vllm: refusing to overwrite it (destroy would then remove it) -> choose another host.unitName, or list 'unit' in host.adopt to take it over (destroy then puts the original back)"
+  fi
+  adopting=1
+  log "adopting the existing $UNIT (PV_ADOPT=1): its original is kept for delete"
+fi
+
 changed=0
 umask 077
 
@@ -297,6 +336,12 @@ fi
 
 # unit file
 umask 022
+if (( adopting )) && [[ -f $UNIT_FILE && ! -f $ORIG ]]; then
+  journal
+  txn_save "$ORIG"
+  install -d -m 0755 "$STATE_DIR"
+  cp -a -- "$UNIT_FILE" "$ORIG"
+fi
 unit_changed=0
 if write_if_changed "$UNIT_FILE" 644 "$CONTENT"; then
   unit_changed=1
@@ -311,10 +356,12 @@ if [[ $load_state != loaded ]]; then
   die "systemd could not load $UNIT (LoadState=$load_state); see above"
 fi
 
-if [[ ! -f $STATE || $(sed -n 's/^env_file=//p' "$STATE") != "$ENV_FILE" ]]; then
+if [[ ! -f $STATE || $(state_get env_file) != "$ENV_FILE" ]]; then
   journal
   install -d -m 0755 "$STATE_DIR"
-  printf 'env_file=%s\n' "$ENV_FILE" >"$STATE"
+  adopted=$(state_get adopted)
+  (( adopting )) && adopted=1
+  printf 'env_file=%s\nadopted=%s\nwas_enabled=%s\nwas_active=%s\n' "$ENV_FILE" "${adopted:-0}" "$was_enabled" "$was_active" >"$STATE"
 fi
 
 if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then

@@ -237,6 +237,7 @@ while :; do
     case $code in
       200)
         if model_listed "$body"; then
+          show_progress # the lines logged since the last poll (startup complete)
           printf 'ready: %s serves %s (%s, MainPID %s) after %ss\n' "$BASE_URL" "$MODEL" "$state" "${U[MainPID]:-?}" "$(elapsed)"
           echo unchanged
           exit 0

@@ -44,17 +44,22 @@ if [[ -f $PV_SECRETS_FILE ]]; then
   key=$(sed -n 's/^VLLM_API_KEY=//p' "$PV_SECRETS_FILE" | tail -n 1)
 fi
 
-redacted_tail() {
-  local text
-  [[ -f $logfile ]] || { echo "(no log at $logfile)"; return; }
-  text=$(tail -n "${1:-40}" "$logfile")
+# Every secret value of the job's secrets file replaced by [REDACTED] in stdin.
+redact() {
+  local text line v
+  text=$(cat)
   if [[ -f $PV_SECRETS_FILE ]]; then
     while IFS= read -r line; do
-      local v=${line#*=}
-      [[ -n $v && $line == *=* ]] && text=${text//"$v"/[REDACTED]}
+      v=${line#*=}
+      if [[ -n $v && $line == *=* ]]; then text=${text//"$v"/[REDACTED]}; fi
     done <"$PV_SECRETS_FILE"
   fi
   printf '%s\n' "$text"
+}
+
+redacted_tail() {
+  [[ -f $logfile ]] || { echo "(no log at $logfile)"; return; }
+  tail -n "${1:-40}" "$logfile" | redact
 }
 
 fail() {
@@ -99,7 +104,7 @@ while :; do
   if [[ -f $logfile ]]; then
     total=$(wc -l <"$logfile")
     if ((total > seen)); then
-      tail -n +"$((seen + 1))" "$logfile" | grep -E 'Loading|loading|%|[Gg]raph|startup|Started|Starting|node|rank' | tail -n 5 | sed 's/^/progress: /' >&2 || true
+      tail -n +"$((seen + 1))" "$logfile" | grep -E 'Loading|loading|%|[Gg]raph|startup|Started|Starting|node|rank' | tail -n 5 | redact | sed 's/^/progress: /' >&2 || true
       seen=$total
     fi
   fi

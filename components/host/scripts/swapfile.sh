@@ -12,6 +12,8 @@
 #   PV_SWAP_SIZE_MIB      size in MiB; 0 = no swap: create removes our swap file
 #   PV_SWAP_MIN_FREE_MIB  free space (MiB) that must remain on the file system
 #                         after the swap file is written (default 1024)
+#   PV_ADOPT              optional: 1 = resize a swap file of another size that
+#                         this step did not make (default 0: refuse it)
 #   PV_SWAP_ALLOC         auto | fallocate | dd (default auto: fallocate, and dd
 #                         when fallocate is unsupported, leaves holes, or the
 #                         kernel refuses the fallocated file)
@@ -24,8 +26,10 @@
 #   the new file under a temp name (mode 0600 from the start), mkswap, renames
 #   it into place, swapon; makes /etc/fstab hold exactly one line
 #   `<path> none swap sw 0 0` (stale or duplicate lines for the path replaced).
-#   A file of the right size already at the path (made by hand) is adopted, not
-#   rewritten. A changed PV_SWAP_PATH removes the swap file this step made at
+#   A swap file of the right size already at the path (made by hand) is
+#   adopted, not rewritten. Ownership: a file at the path that is not a swap
+#   file is never touched; a swap file of another size that this step did not
+#   make is refused unless PV_ADOPT=1 (then resized, and left by delete). A changed PV_SWAP_PATH removes the swap file this step made at
 #   the old path.
 # delete: swaps off and removes the swap file this step made and its fstab
 #   line; an adopted file is left (swapped off again if it was off before);
@@ -257,8 +261,17 @@ created=${ST[created]:-}
 fstab_added=${ST[fstab_added]:-}
 was_active=${ST[was_active]:-}
 if [[ -z $created ]]; then
-  # First create: remember what was there before us.
-  if [[ -e $SWAP_PATH ]]; then created=0; else created=1; fi
+  # First create: remember what was there before us, and take nothing that is not ours.
+  if [[ -e $SWAP_PATH ]]; then
+    created=0
+    has_swap_signature "$SWAP_PATH" ||
+      die "$SWAP_PATH exists and is not a swap file: refusing to touch it -> choose another host.swap.path"
+    if ! size_ok "$SWAP_PATH" "$SIZE" && [[ ${PV_ADOPT:-0} != 1 ]]; then
+      die "$SWAP_PATH is a swap file of $(( $(stat -c %s -- "$SWAP_PATH") / 1048576 )) MiB that pulumi-vllm did not make: refusing to replace it (destroy would then delete it) -> choose another host.swap.path, set host.swap to its size, or list 'swap' in host.adopt to resize it (destroy then leaves it)"
+    fi
+  else
+    created=1
+  fi
   if has_fstab_entry "$SWAP_PATH"; then fstab_added=0; else fstab_added=1; fi
   if is_active "$SWAP_PATH"; then was_active=1; else was_active=0; fi
 fi
@@ -289,7 +302,6 @@ else
     swap_off "$SWAP_PATH"
     rm -f -- "$SWAP_PATH"
     if (( old_swap && old_mib > 0 )); then txn_undo undo_recreate "$SWAP_PATH" "$old_mib"; fi
-    created=1
   fi
   TMPFILE="$SWAP_PATH.pv-new"
   txn_save "$SWAP_PATH" "$TMPFILE"

@@ -20,6 +20,9 @@
 #                           system interpreters, UV_PYTHON_DOWNLOADS=never)
 #   PV_UV_DIR               optional: where uv versions live (default
 #                           /opt/pulumi-vllm/uv); uv goes to PV_UV_DIR/<version>/uv
+#   PV_ADOPT                optional: 1 = take over a venv at PV_VENV_PATH that
+#                           this step did not make (default 0: refuse it; an
+#                           adopted venv is left in place by delete)
 #   PV_STATE_DIR            optional: state root (default /var/lib/pulumi-vllm);
 #                           this step keeps its state in PV_STATE_DIR/uv-venv
 #   (Root is needed only for the default dirs: on a SLURM login node the step
@@ -36,8 +39,10 @@
 #     (re)created with `uv venv` when absent or the Python version differs.
 #     A different patch release of the same Python keeps the venv (and the
 #     vLLM installed in it).
+# Ownership: create refuses a venv it has no record of (made by someone
+#   else) unless PV_ADOPT=1, and never replaces a directory that is not a venv.
 # delete:
-#   removes the venv (only if it is a venv: has pyvenv.cfg) and the uv
+#   removes the venv it made (only if it is a venv: has pyvenv.cfg) and the uv
 #   version under PV_UV_DIR, unless another venv step still uses it; then the
 #   directories it made if empty.
 #
@@ -65,6 +70,7 @@ INDEX_URL=${PV_UV_INDEX_URL:-https://pypi.org}
 VENV=${PV_VENV_PATH:-}
 PYTHON_SPEC=${PV_PYTHON:-}
 ALLOW_DL=${PV_ALLOW_PYTHON_DOWNLOAD:-0}
+ADOPT=${PV_ADOPT:-0}
 
 UV_ROOT=${PV_UV_DIR:-/opt/pulumi-vllm/uv}
 UV_ROOT=${UV_ROOT%/}
@@ -112,7 +118,7 @@ write_state() {
   install -d -m 0755 "$STATE_DIR"
   local tmp
   tmp=$(mktemp "$STATE_DIR/.state.XXXXXX")
-  printf 'venv=%s\nuv_version=%s\n' "$VENV" "$UV_VERSION" >"$tmp"
+  printf 'venv=%s\nuv_version=%s\nadopted=%s\n' "$VENV" "$UV_VERSION" "${ADOPTED:-0}" >"$tmp"
   chmod 0644 "$tmp"
   mv -f "$tmp" "$STATE"
 }
@@ -329,6 +335,17 @@ if [[ $ACTION == create ]]; then
   rm -f -- "$UV_ERR"
   want=$WANT
   have=$(venv_python_version)
+  # Ownership: a venv this step has no record of is someone else's.
+  ADOPTED=$(state_get adopted)
+  if [[ ! -f $STATE && -f $VENV/pyvenv.cfg ]]; then
+    [[ $ADOPT == 1 ]] || die "$VENV is a venv that pulumi-vllm did not make: refusing to take it over (destroy would delete it) -> choose another host.venvPath, or list 'venv' in host.adopt to use it (destroy then leaves it)"
+    ADOPTED=1
+    changed=1
+    log "adopting the existing venv $VENV (PV_ADOPT=1): delete will leave it"
+  fi
+  if [[ $ADOPTED == 1 && -n $have ]] && ! python_matches "$have" "$want"; then
+    die "the adopted venv $VENV has Python $have, not $want: it is not replaced -> set vllm.python to $have, or choose another host.venvPath"
+  fi
   if [[ -n $have ]] && python_matches "$have" "$want"; then
     log "venv $VENV already has Python $have"
   else
@@ -354,7 +371,7 @@ if [[ $ACTION == create ]]; then
     log "created venv $VENV with Python $have"
     changed=1
   fi
-  if [[ $(state_get venv) != "$VENV" || $(state_get uv_version) != "$UV_VERSION" ]]; then
+  if [[ $(state_get venv) != "$VENV" || $(state_get uv_version) != "$UV_VERSION" || $(state_get adopted) != "${ADOPTED:-0}" ]]; then
     write_state
   fi
   log "uv=$UV_BIN venv=$VENV python=$have"
@@ -365,7 +382,9 @@ fi
 
 # delete
 changed=0
-if [[ -f $VENV/pyvenv.cfg ]]; then
+if [[ $(state_get adopted) == 1 ]]; then
+  log "$VENV was adopted: leaving it"
+elif [[ -f $VENV/pyvenv.cfg ]]; then
   log "removing venv $VENV"
   rm -rf -- "$VENV"
   changed=1

@@ -28,9 +28,10 @@
 #   exactly PV_DIST_VERSION and PV_IMPORT_NAME imports. Otherwise
 #   `uv pip install PV_PACKAGE` (a version change replaces the old version),
 #   then the same check must pass, or the step fails.
-# delete: `uv pip uninstall PV_DIST_NAME` when it is installed in the venv
-#   (its dependencies stay; deleting the venv removes them). Nothing when the
-#   venv is already gone.
+# delete: `uv pip uninstall PV_DIST_NAME` when this step installed it (its
+#   record says so) and it is still in the venv (its dependencies stay;
+#   deleting the venv removes them). A distribution that was already there
+#   before this step, at the wanted version, is not this step's: left alone.
 #
 # A create or update that fails (the install, the version check, the import,
 # the time limit) puts the venv's packages back as they were (`uv pip sync`
@@ -192,7 +193,9 @@ fi
 
 # delete
 changed=0
-if [[ -n $(installed_version) ]]; then
+if [[ ! -f $STATE ]]; then
+  log "$DIST in $VENV was not installed by this step: leaving it"
+elif [[ -n $(installed_version) ]]; then
   [[ $UV == /* && -x $UV ]] || die "PV_UV_BIN '$UV' is not an executable; cannot uninstall $DIST"
   log "uninstalling $DIST from $VENV"
   "$UV" pip uninstall --python "$PY" "$DIST" >&2 || die "uv pip uninstall $DIST failed"

@@ -68,6 +68,14 @@ txn_bound_output() {
   TXN_FILTER_PIDS+=("$!")
 }
 
+# Is PID still running? A filter that has ended stays a zombie until bash
+# reaps it, and kill -0 would count that as running.
+txn_running() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  [[ ${stat##*) } != Z* ]]
+}
+
 # Closes the filtered streams and waits (at most 5 s) until the filters have
 # passed everything on: the last stdout line (`changed`) must reach the engine.
 txn_flush_output() {
@@ -76,29 +84,41 @@ txn_flush_output() {
   local pid i
   for pid in "${TXN_FILTER_PIDS[@]}"; do
     for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
+      txn_running "$pid" || break
       sleep 0.1
     done
   done
   TXN_FILTER_PIDS=()
 }
 
+# Children of a process, from /proc (no procps: a minimal host has no pgrep).
+txn_children() {
+  local parent=$1 stat p
+  local -a fields
+  for p in /proc/[0-9]*; do
+    { read -r stat <"$p/stat"; } 2>/dev/null || continue
+    # the fields after the command name (which may hold spaces): state, ppid, ...
+    read -r -a fields <<<"${stat##*) }"
+    if [[ ${fields[1]:-} == "$parent" ]]; then printf '%s\n' "${p#/proc/}"; fi
+  done
+}
+
 # The time limit: a watcher that, when it runs out, stops the step's children
 # and then the step (whose trap rolls back). A host frozen for a while (SIGSTOP)
 # still ends the step once it runs again, because the watcher counts wall time.
+# Its sleep holds none of the step's output pipes: a sleep left behind would
+# keep the SSH session, and so `pulumi up`, open until it ends.
 txn_start_watchdog() {
   local seconds=$1 main=$$
   ((seconds > 0)) || return 0
   local keep=" ${TXN_FILTER_PIDS[*]} "
   (
-    trap 'exit 0' TERM
-    sleep "$seconds" &
-    wait $!
+    sleep "$seconds" >/dev/null 2>&1 3>&- 4>&-
     printf '%s: ERROR: time limit of %ss reached (PV_STEP_TIMEOUT): stopping the step\n' "$TXN_STEP" "$seconds" >&2
     # The step's children first (bash runs its trap only once the command it
     # waits for has ended), but not the output filters nor this watcher.
     local child
-    for child in $(pgrep -P "$main" 2>/dev/null); do
+    for child in $(txn_children "$main"); do
       [[ $keep == *" $child "* || $child == "$BASHPID" ]] || kill -TERM "$child" 2>/dev/null || true
     done
     kill -TERM "$main" 2>/dev/null || true
@@ -106,13 +126,16 @@ txn_start_watchdog() {
   TXN_WATCHDOG=$!
 }
 
+# The watcher first (so that it cannot go on to stop the step), then its sleep.
 txn_stop_watchdog() {
-  if [[ -n $TXN_WATCHDOG ]]; then
-    pkill -TERM -P "$TXN_WATCHDOG" 2>/dev/null || true
-    kill -TERM "$TXN_WATCHDOG" 2>/dev/null || true
-    wait "$TXN_WATCHDOG" 2>/dev/null || true
-    TXN_WATCHDOG=
-  fi
+  [[ -n $TXN_WATCHDOG ]] || return 0
+  local sleeper
+  sleeper=$(txn_children "$TXN_WATCHDOG")
+  kill -TERM "$TXN_WATCHDOG" 2>/dev/null || true
+  wait "$TXN_WATCHDOG" 2>/dev/null || true
+  # shellcheck disable=SC2086  # a list of pids
+  [[ -z $sleeper ]] || kill -TERM $sleeper 2>/dev/null || true
+  TXN_WATCHDOG=
 }
 
 # Journal entries, one file each, named by sequence number:
