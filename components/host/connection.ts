@@ -1,6 +1,7 @@
 // The SSH connection of every host step, from a server's args. The private
 // key is a Pulumi secret (an input, or a local file read at run time); the
 // host key is pinned unless the args explicitly opt out.
+import { hostKeyProblem } from "./host-key";
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import type { types } from "@pulumi/command";
@@ -24,6 +25,8 @@ export function hostKeyOf(c: StackConfig["connection"], projectDir: string): str
     const text = readLocal(c.hostKeyPath, projectDir, "connection.hostKeyPath").trim();
     const m = /(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) ([A-Za-z0-9+/]+=*)/.exec(text);
     if (!m) throw new pulumi.RunError(`connection.hostKeyPath: no public key line in ${c.hostKeyPath} -> point it at the host's ssh_host_ed25519_key.pub`);
+    const problem = hostKeyProblem(`${m[1]} ${m[2]}`);
+    if (problem) throw new pulumi.RunError(`connection.hostKeyPath: the key in ${c.hostKeyPath} ${problem}`);
     return `${m[1]} ${m[2]}`;
   }
   return undefined;

@@ -18,9 +18,12 @@ export class Toolchain extends HostStep {
   }
 }
 
+/** PV_ADOPT=1 only when asked: a stack that adopts nothing keeps its step parameters as they were. */
+const adoptParam = (adopt?: boolean): Record<string, string> => (adopt ? { PV_ADOPT: "1" } : {});
+
 export class Swapfile extends HostStep {
-  constructor(name: string, a: Common & { path: string; sizeMiB: number }, opts?: Opts) {
-    super("swapfile", name, { ...a, params: { PV_SWAP_PATH: a.path, PV_SWAP_SIZE_MIB: String(a.sizeMiB) } }, opts, "pulumi-vllm:host:Swapfile");
+  constructor(name: string, a: Common & { path: string; sizeMiB: number; adopt?: boolean }, opts?: Opts) {
+    super("swapfile", name, { ...a, params: { PV_SWAP_PATH: a.path, PV_SWAP_SIZE_MIB: String(a.sizeMiB), ...adoptParam(a.adopt) } }, opts, "pulumi-vllm:host:Swapfile");
   }
 }
 
@@ -49,7 +52,7 @@ export class UvVenv extends HostStep {
   readonly uvBin: string;
   constructor(
     name: string,
-    a: Common & { uvVersion: string; indexUrl: string; venvPath: string; python: string; uvDir?: string; stateDir?: string },
+    a: Common & { uvVersion: string; indexUrl: string; venvPath: string; python: string; uvDir?: string; stateDir?: string; adopt?: boolean },
     opts?: Opts,
   ) {
     const uvDir = a.uvDir ?? "/opt/pulumi-vllm/uv";
@@ -65,6 +68,7 @@ export class UvVenv extends HostStep {
           PV_PYTHON: a.python,
           PV_UV_DIR: uvDir,
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
+          ...adoptParam(a.adopt),
         },
       },
       opts,
@@ -106,6 +110,8 @@ export class VllmInstall extends HostStep {
 }
 
 export interface LaunchUnitArgs extends Common {
+  /** Take over a unit of this name that pulumi-vllm did not make (host.adopt: unit). */
+  adopt?: boolean;
   unitName: string;
   description: string;
   argv: string[];
@@ -161,6 +167,7 @@ export class LaunchUnit extends pulumi.ComponentResource {
           PV_PORT: String(a.port),
           PV_BIND_HOST: a.bindHost,
           PV_REQUIRED_SECRETS: a.requiredSecrets.join(","),
+          ...adoptParam(a.adopt),
         },
         secrets: a.secrets,
         secretOutput: true,

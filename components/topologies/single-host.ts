@@ -33,7 +33,7 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
   );
   const swap = new Swapfile(
     `${name}-swapfile`,
-    { ...common, path: c.host.swap.mode === "off" ? "/swapfile" : c.host.swap.path, sizeMiB: toMiB(a.plan.host.swapGiB) },
+    { ...common, path: c.host.swap.mode === "off" ? "/swapfile" : c.host.swap.path, sizeMiB: toMiB(a.plan.host.swapGiB), adopt: c.host.adopt.includes("swap") },
     child([toolchain]),
   );
   const guards: pulumi.Resource[] = [swap];
@@ -47,12 +47,13 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
       ),
     );
   }
-  const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: c.host.venvPath, python: c.vllm.python }, child([toolchain]));
+  const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: c.host.venvPath, python: c.vllm.python, adopt: c.host.adopt.includes("venv") }, child([toolchain]));
   const install = new VllmInstall(`${name}-vllm-install`, { ...common, venvPath: c.host.venvPath, uvBin: venv.uvBin, vllm: c.vllm }, child([venv]));
   return new LaunchUnit(
     `${name}-launch`,
     {
       ...common,
+      adopt: c.host.adopt.includes("unit"),
       unitName: c.host.unitName,
       // The version is in the unit so that a vLLM upgrade restarts the server.
       description: `vLLM ${c.vllm.version} serving ${a.plan.launch.servedModelName} (pulumi-vllm)`,
