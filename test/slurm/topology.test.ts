@@ -102,7 +102,7 @@ test("a config change replaces the job: the old one is cancelled, the new one ru
   stack = await openStack(stack.name, config((x) => (x.serving.maxModelLen = 4096)));
   const events: any[] = [];
   await stack.preview({ onEvent: (e) => events.push(e) });
-  expect(changesOf(events).join("\n")).toMatch(/replace.*::slurm-job/);
+  expect(changesOf(events).join("\n")).toMatch(/^replace .*::vllm-job$/m);
   await up();
   const job = (await stack.outputs()).jobId.value;
   expect(job).not.toBe(firstJob);
