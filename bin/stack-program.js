@@ -7,6 +7,10 @@ const fs = require("fs");
 const path = require("path");
 
 const root = path.join(__dirname, "..");
+// Relative paths in a stack file (connection.privateKeyPath, hostKeyPath,
+// model.configPath) are relative to the project, where Pulumi.yaml is; the
+// language host starts this entry in its own directory (bin/).
+process.chdir(root);
 const compiled = path.join(root, "dist", "index.js");
 
 function newestSource() {

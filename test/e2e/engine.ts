@@ -39,7 +39,9 @@ export function stackConfigFor(sb: Sandbox, servePort: number, patch: (c: Cfg) =
   const dev = yaml.load(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.dev.yaml"), "utf8")) as { config: Cfg };
   const c: Cfg = {};
   for (const [k, v] of Object.entries(dev.config)) c[k.replace(/^pulumi-vllm:/, "")] = v;
-  c.connection = { host: "127.0.0.1", port: sb.port, user: "root", privateKeyPath: sb.privateKey, hostKeyPath: sb.knownHosts };
+  // Relative to the project, as a stack file in a user's repository would give them (the demo's do).
+  const rel = (p: string) => path.relative(REPO_ROOT, p);
+  c.connection = { host: "127.0.0.1", port: sb.port, user: "root", privateKeyPath: rel(sb.privateKey), hostKeyPath: rel(sb.knownHosts) };
   c.serving = { ...c.serving, port: servePort };
   c.vllm = { ...c.vllm, findLinks: WHEEL_DIR };
   // Sandboxes share this machine's kernel, whose /proc/swaps names files by their path in
