@@ -35,12 +35,12 @@ export function ensureEngine(): Record<string, string> {
 type Cfg = Record<string, any>;
 
 /** The dev stack's config (Pulumi.dev.yaml), pointed at a test sandbox, with overrides per top-level key. */
-export function stackConfigFor(sb: Sandbox, servePort: number, patch: (c: Cfg) => void = () => {}): Cfg {
+export function stackConfigFor(sb: Sandbox, servePort: number, patch: (c: Cfg) => void = () => {}, opts: { relativeTo?: string } = {}): Cfg {
   const dev = yaml.load(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.dev.yaml"), "utf8")) as { config: Cfg };
   const c: Cfg = {};
   for (const [k, v] of Object.entries(dev.config)) c[k.replace(/^pulumi-vllm:/, "")] = v;
-  // Relative to the project, as a stack file in a user's repository would give them (the demo's do).
-  const rel = (p: string) => path.relative(REPO_ROOT, p);
+  // relativeTo: the key paths as a stack file in that project would give them (the demo's are relative)
+  const rel = (p: string) => (opts.relativeTo ? path.relative(opts.relativeTo, p) : p);
   c.connection = { host: "127.0.0.1", port: sb.port, user: "root", privateKeyPath: rel(sb.privateKey), hostKeyPath: rel(sb.knownHosts) };
   c.serving = { ...c.serving, port: servePort };
   c.vllm = { ...c.vllm, findLinks: WHEEL_DIR };

@@ -5,7 +5,7 @@
 // drives `pulumi up`/`destroy`, then inspects the host over SSH.
 // vLLM is the stand-in (test/standin): no GPU here.
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { bootSandbox, diffSnapshots, freePort, hostSnapshot, Sandbox, shutdownSandbox, sshOk, sshRun, Snapshot } from "../host/sandbox";
+import { bootSandbox, diffSnapshots, freePort, hostSnapshot, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun, Snapshot } from "../host/sandbox";
 import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
 import { openStack, removeStack, stackConfigFor } from "./engine";
 
@@ -38,7 +38,7 @@ async function preview(): Promise<EngineEvent[]> {
 }
 const changed = (s: Record<string, number>) => Object.keys(s).filter((k) => k !== "same");
 async function setConfig(patch: (c: Record<string, any>) => void) {
-  stack = await openStack(stack.name, stackConfigFor(sb, port, patch));
+  stack = await openStack(stack.name, stackConfigFor(sb, port, patch, { relativeTo: REPO_ROOT }));
 }
 async function sha(path: string): Promise<string> {
   return (await sshOk(sb, `sha256sum ${path} | cut -c1-64`)).trim();
@@ -62,7 +62,7 @@ beforeAll(async () => {
   putStandinWheels(sb, ["0.11.0"]);
   before = await hostSnapshot(sb, OWNED);
   dpkgBefore = await sshOk(sb, "dpkg-query -W -f '${Package}\\n' | sort");
-  stack = await openStack(`e2e-fail-${process.pid}`, stackConfigFor(sb, port));
+  stack = await openStack(`e2e-fail-${process.pid}`, stackConfigFor(sb, port, undefined, { relativeTo: REPO_ROOT }));
 });
 
 afterAll(async () => {

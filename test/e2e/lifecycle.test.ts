@@ -47,7 +47,7 @@ function pathsHolding(o: unknown, needle: string, at = ""): string[] {
   return [];
 }
 async function setConfig(patch: (c: Record<string, any>) => void) {
-  stack = await openStack(stack.name, stackConfigFor(sb, port, patch));
+  stack = await openStack(stack.name, stackConfigFor(sb, port, patch, { relativeTo: REPO_ROOT }));
 }
 
 beforeAll(async () => {
@@ -57,7 +57,7 @@ beforeAll(async () => {
   putStandinWheels(sb, ["0.11.0", "0.11.1"]);
   before = await hostSnapshot(sb, OWNED);
   dpkgBefore = await sshOk(sb, "dpkg-query -W -f '${Package}\\n' | sort");
-  stack = await openStack(`e2e-${process.pid}`, stackConfigFor(sb, port));
+  stack = await openStack(`e2e-${process.pid}`, stackConfigFor(sb, port, undefined, { relativeTo: REPO_ROOT }));
   await stack.setConfig("hfToken", { value: HF_TOKEN, secret: true });
 });
 
