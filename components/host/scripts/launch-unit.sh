@@ -224,7 +224,7 @@ if [[ $ACTION == delete ]]; then
   fi
   systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
   env_file=$ENV_FILE
-  if [[ -f $STATE ]]; then env_file=$(sed -n 's/^env_file=//p' "$STATE" | head -n 1); fi
+  if [[ -f $STATE ]]; then env_file=$(state_get env_file); fi
   for f in "$ENV_FILE" "$env_file"; do
     if [[ -n $f && -f $f ]]; then
       log "removing $f"
