@@ -157,6 +157,8 @@ export interface VllmArgs {
   indexUrl?: string;
   /** Accept an http:// indexUrl: anyone on the path can then swap the packages installed. Defaults to false. */
   allowInsecureIndex?: boolean;
+  /** Single host: versioned venvs kept, counting the newest; older ones are removed, never the running one. Defaults to 2. */
+  keepVenvs?: number;
 }
 
 /** Swap on the host: "auto" (the planned size), "size" (sizeGiB), "off". */
@@ -193,8 +195,10 @@ export interface HostArgs {
   extraPackages?: string[];
   /** Seconds apt waits for a held dpkg lock. Defaults to 600. */
   aptLockTimeoutSeconds?: number;
-  /** The venv's path. Defaults to "/opt/pulumi-vllm/venv". */
+  /** The path the unit runs vLLM from: a link to the running release's venv. Defaults to "/opt/pulumi-vllm/venv". */
   venvPath?: string;
+  /** Where each release gets its venv, `<venvsDir>/<version>-py<python>`. Defaults to "/opt/pulumi-vllm/venvs". */
+  venvsDir?: string;
   /** HF_HOME on the host: model weights land here and are kept on destroy. Defaults to "/var/cache/pulumi-vllm/huggingface". */
   cacheDir?: string;
   /** Not implemented yet: only false is accepted (destroy keeps the model cache). Defaults to false. */
@@ -203,7 +207,7 @@ export interface HostArgs {
   unitName?: string;
   /**
    * What may be taken over when the host already has it and pulumi-vllm did not make it: "unit" (a service named
-   * unitName; destroy puts the original back), "venv" (a venv at venvPath; destroy leaves it), "swap" (a swap file
+   * unitName; destroy puts the original back), "venv" (no longer accepted on a single host: venvPath is a link), "swap" (a swap file
    * of another size at swap.path; resized, destroy leaves it). Anything else that is there is refused. Defaults to [].
    */
   adopt?: ("unit" | "venv" | "swap")[];

@@ -411,6 +411,11 @@ export const Vllm = z
     indexUrl: indexUrl.default("https://pypi.org/simple"),
     /** Accept an http:// indexUrl: anyone on the path can then swap the packages installed. Defaults to false. */
     allowInsecureIndex: bool().default(false),
+    /**
+     * Single host: how many versioned venvs (one per vLLM release and Python) are kept, counting the one installed
+     * last; older ones pulumi-vllm made are removed. The venv the server runs is always kept. Defaults to 2.
+     */
+    keepVenvs: int(1, 100, 2).default(2),
   })
   .superRefine((v, ctx) => {
     if (v.indexUrl.startsWith("http://") && !v.allowInsecureIndex) {
@@ -487,8 +492,14 @@ export const Host = z
     extraPackages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]{1,127}$/, "is not a Debian package name -> e.g. nvtop")).default([]),
     /** Seconds a step waits for a held dpkg lock. Defaults to 600. */
     aptLockTimeoutSeconds: int(1, 86400, 600).default(600),
-    /** The venv vLLM is installed into: an absolute path of its own (destroy removes it). Defaults to /opt/pulumi-vllm/venv. */
+    /**
+     * The path the unit runs vLLM from (`<venvPath>/bin/vllm`): a link to the versioned venv of the running release,
+     * switched by the launch step. (Releases before versioned venvs installed into a venv here; the first up replaces
+     * it by the link.) Defaults to /opt/pulumi-vllm/venv.
+     */
     venvPath: hostPath({ ownDir: true }).default("/opt/pulumi-vllm/venv"),
+    /** Where each vLLM release gets a venv of its own, `<venvsDir>/<version>-py<python>`. Defaults to /opt/pulumi-vllm/venvs. */
+    venvsDir: hostPath({ ownDir: true }).default("/opt/pulumi-vllm/venvs"),
     /** HF_HOME on the host: model weights land here and are kept on destroy. Defaults to /var/cache/pulumi-vllm/huggingface. */
     cacheDir: hostPath({ ownDir: true }).default("/var/cache/pulumi-vllm/huggingface"),
     /** Not implemented yet: only false is accepted (destroy keeps the model cache). Defaults to false. */
@@ -497,8 +508,7 @@ export const Host = z
     unitName: unitName().default("vllm.service"),
     /**
      * What pulumi-vllm may take over when the host already has it and pulumi-vllm did not make it:
-     * `unit` (a service named host.unitName; destroy puts the original back), `venv` (a venv at
-     * host.venvPath; destroy leaves it), `swap` (a swap file of another size at host.swap.path; resized,
+     * `unit` (a service named host.unitName; destroy puts the original back), `swap` (a swap file of another size at host.swap.path; resized,
      * destroy leaves it). Anything else that is there is refused, never overwritten. Defaults to [].
      */
     adopt: z.array(z.enum(["unit", "venv", "swap"])).default([]),
@@ -508,6 +518,15 @@ export const Host = z
     env: z.record(envName(), text({ max: 4096, empty: true, leadingDash: true })).default({}),
   })
   .superRefine((h, ctx) => {
+    const within = (a: string, b: string) => a === b || a.startsWith(`${b}/`);
+    // (a path refused on its own, e.g. /opt, is not reported twice)
+    const own = (p: string) => p.split("/").length > 2;
+    if (own(h.venvPath) && own(h.venvsDir) && (within(h.venvPath, h.venvsDir) || within(h.venvsDir, h.venvPath))) {
+      ctx.addIssue({ code: "custom", path: ["venvsDir"], message: `and host.venvPath (${h.venvPath}) overlap: venvPath is a link to one of the venvs in venvsDir -> give them separate paths, e.g. /opt/pulumi-vllm/venv and /opt/pulumi-vllm/venvs` });
+    }
+    if (h.adopt.includes("venv")) {
+      ctx.addIssue({ code: "custom", path: ["adopt"], message: "lists 'venv', which no longer applies on a single host: each vLLM release gets a venv of its own in host.venvsDir and host.venvPath is a link to it -> remove 'venv' from host.adopt (and move a venv of yours away from host.venvPath)" });
+    }
     if (h.removeModelCache) {
       ctx.addIssue({
         code: "custom",

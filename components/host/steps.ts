@@ -48,11 +48,14 @@ export class EarlyOom extends HostStep {
   }
 }
 
+/** The venv of a release: made by uv-venv at venvPath (SLURM), or by vllm-install itself (versioned venvs). */
+type VenvOf = { venvPath: string; python: string } | { uvOnly: true };
+
 export class UvVenv extends HostStep {
   readonly uvBin: string;
   constructor(
     name: string,
-    a: Common & { uvVersion: string; indexUrl: string; venvPath: string; python: string; uvDir?: string; stateDir?: string; adopt?: boolean },
+    a: Common & VenvOf & { uvVersion: string; indexUrl: string; uvDir?: string; stateDir?: string; adopt?: boolean },
     opts?: Opts,
   ) {
     const uvDir = a.uvDir ?? "/opt/pulumi-vllm/uv";
@@ -64,8 +67,7 @@ export class UvVenv extends HostStep {
         params: {
           PV_UV_VERSION: a.uvVersion,
           PV_UV_INDEX_URL: a.indexUrl,
-          PV_VENV_PATH: a.venvPath,
-          PV_PYTHON: a.python,
+          ...("uvOnly" in a ? { PV_UV_ONLY: "1" } : { PV_VENV_PATH: a.venvPath, PV_PYTHON: a.python }),
           PV_UV_DIR: uvDir,
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
           ...adoptParam(a.adopt),
@@ -79,16 +81,38 @@ export class UvVenv extends HostStep {
 }
 
 
-/** The pinned vLLM (or the package the stack names) into the venv of a UvVenv step. */
+/**
+ * Versioned venvs: each release in a venv of its own under `dir`, the last `keep` kept, never the one `activeLink`
+ * (host.venvPath) points at.
+ */
+export interface VersionedVenvs {
+  dir: string;
+  keep: number;
+  activeLink: string;
+}
+
+/** The versioned venv of a release: `<venvsDir>/<version>-py<python>`. */
+export function versionedVenv(venvsDir: string, v: Pick<VllmConfig, "version" | "python">): string {
+  return `${venvsDir}/${v.version}-py${v.python}`;
+}
+
+/**
+ * The pinned vLLM (or the package the stack names): into the venv of a UvVenv step, or, with `versioned`, into a
+ * venv of its own that this step makes, verifies (import, `vllm --version`) and later prunes.
+ */
 export class VllmInstall extends HostStep {
-  constructor(name: string, a: Common & { vllm: VllmConfig; venvPath: string; uvBin: string; stateDir?: string }, opts?: Opts) {
+  constructor(name: string, a: Common & { vllm: VllmConfig; venvPath: string; uvBin: string; stateDir?: string; versioned?: VersionedVenvs }, opts?: Opts) {
     const v = a.vllm;
+    const versioned: Record<string, string> = a.versioned
+      ? { PV_VENVS_DIR: a.versioned.dir, PV_KEEP_VENVS: String(a.versioned.keep), PV_ACTIVE_LINK: a.versioned.activeLink, PV_PYTHON: v.python }
+      : {};
     super(
       "vllm-install",
       name,
       {
         ...a,
         params: {
+          ...versioned,
           PV_VENV_PATH: a.venvPath,
           PV_UV_BIN: a.uvBin,
           PV_PACKAGE: v.package.replace(/\{version\}/g, v.version),
@@ -100,8 +124,8 @@ export class VllmInstall extends HostStep {
           PV_NO_INDEX: v.noIndex ? "1" : "0",
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
         },
-        // A new Python means a new, empty venv: the install must run again.
-        triggers: [v.python],
+        // A new Python means a new, empty venv: the install must run again. (A versioned venv's name has the Python.)
+        triggers: a.versioned ? [] : [v.python],
       },
       opts,
       "pulumi-vllm:host:VllmInstall",
@@ -123,6 +147,8 @@ export interface LaunchUnitArgs extends Common {
   port: number;
   readinessTimeoutSeconds: number;
   servedModelName: string;
+  /** Versioned venvs: the unit's venv path (host.venvPath) becomes a link to `target`; a switch is gated and rolled back. */
+  venv?: { link: string; target: string };
 }
 
 /**
@@ -155,6 +181,17 @@ export class LaunchUnit extends pulumi.ComponentResource {
       oomScoreAdjust: 900,
     });
     const common = { connection: a.connection, sudo: a.sudo };
+    const probeHost = a.bindHost === "0.0.0.0" || a.bindHost === "::" ? "127.0.0.1" : a.bindHost;
+    const baseUrl = `http://${probeHost.includes(":") ? `[${probeHost}]` : probeHost}:${a.port}`;
+    const venv: Record<string, string> = a.venv
+      ? {
+          PV_VENV_LINK: a.venv.link,
+          PV_VENV_TARGET: a.venv.target,
+          PV_HEALTH_URL: baseUrl,
+          PV_SERVED_MODEL: a.servedModelName,
+          PV_SWITCH_TIMEOUT: String(a.readinessTimeoutSeconds),
+        }
+      : {};
     this.unit = new HostStep(
       "launch-unit",
       `${name}-unit`,
@@ -168,15 +205,15 @@ export class LaunchUnit extends pulumi.ComponentResource {
           PV_BIND_HOST: a.bindHost,
           PV_REQUIRED_SECRETS: a.requiredSecrets.join(","),
           ...adoptParam(a.adopt),
+          ...venv,
         },
         secrets: a.secrets,
         secretOutput: true,
-        // delete stops the unit and removes its files: it needs their names, not the unit's content.
+        // delete stops the unit and removes its files (and the venv link it recorded): it needs their names, not the unit's content.
         deleteParams: ["PV_UNIT_NAME", "PV_ENV_FILE"],
       },
       { parent: this, dependsOn: opts?.dependsOn },
     );
-    const probeHost = a.bindHost === "0.0.0.0" || a.bindHost === "::" ? "127.0.0.1" : a.bindHost;
     this.readiness = new HostStep(
       "readiness",
       `${name}-readiness`,
@@ -185,7 +222,7 @@ export class LaunchUnit extends pulumi.ComponentResource {
         params: {
           PV_UNIT_NAME: a.unitName,
           PV_ENV_FILE: this.envFile,
-          PV_BASE_URL: `http://${probeHost.includes(":") ? `[${probeHost}]` : probeHost}:${a.port}`,
+          PV_BASE_URL: baseUrl,
           PV_SERVED_MODEL: a.servedModelName,
           PV_TIMEOUT_SECONDS: String(a.readinessTimeoutSeconds),
           PV_POLL_SECONDS: "5",

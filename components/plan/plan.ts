@@ -339,9 +339,15 @@ export function planSteps(c: StackConfig, host: HostPlan): Step[] {
     steps.push({ name: "earlyoom", what: `earlyoom -m ${c.host.earlyoom.memPercent} -s ${c.host.earlyoom.swapPercent}, prefers vLLM, avoids sshd and shells` });
   }
   steps.push(
-    { name: "uv-venv", what: `uv ${c.vllm.uvVersion} and a Python ${c.vllm.python} venv at ${c.host.venvPath}` },
-    { name: "vllm-install", what: `${c.vllm.package.replace("{version}", c.vllm.version)} into the venv` },
-    { name: "launch-unit", what: `systemd unit ${c.host.unitName} running vllm serve; secrets in a 0600 environment file` },
+    { name: "uv-venv", what: `uv ${c.vllm.uvVersion} in /opt/pulumi-vllm/uv/${c.vllm.uvVersion}` },
+    {
+      name: "vllm-install",
+      what: `${c.vllm.package.replace("{version}", c.vllm.version)} into a Python ${c.vllm.python} venv of its own, ${c.host.venvsDir}/${c.vllm.version}-py${c.vllm.python}, verified (import, vllm --version) while the server keeps running; the last ${c.vllm.keepVenvs} venvs are kept`,
+    },
+    {
+      name: "launch-unit",
+      what: `systemd unit ${c.host.unitName} running ${c.host.venvPath}/bin/vllm serve, ${c.host.venvPath} a link to that venv; secrets in a 0600 environment file; a new release that does not serve is rolled back to the previous venv`,
+    },
     { name: "readiness", what: `waits for /health and /v1/models, up to ${c.host.readinessTimeoutMinutes} min, with progress from the journal` },
   );
   return steps;

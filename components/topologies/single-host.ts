@@ -7,7 +7,7 @@ import type { types } from "@pulumi/command";
 import type { SingleStackConfig } from "../config/schema";
 import { Plan, TOOLCHAIN_PACKAGES } from "../plan/plan";
 import { toMiB } from "../plan/host-memory";
-import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, VllmInstall } from "../host/steps";
+import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, versionedVenv, VllmInstall } from "../host/steps";
 
 export interface SingleHostSteps {
   config: SingleStackConfig;
@@ -47,8 +47,15 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
       ),
     );
   }
-  const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: c.host.venvPath, python: c.vllm.python, adopt: c.host.adopt.includes("venv") }, child([toolchain]));
-  const install = new VllmInstall(`${name}-vllm-install`, { ...common, venvPath: c.host.venvPath, uvBin: venv.uvBin, vllm: c.vllm }, child([venv]));
+  // Each release in a venv of its own, installed while the server runs from the previous one; the launch step
+  // points host.venvPath (the unit's <venvPath>/bin/vllm) at it, and points it back if the new server fails.
+  const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, uvOnly: true }, child([toolchain]));
+  const target = versionedVenv(c.host.venvsDir, c.vllm);
+  const install = new VllmInstall(
+    `${name}-vllm-install`,
+    { ...common, venvPath: target, uvBin: venv.uvBin, vllm: c.vllm, versioned: { dir: c.host.venvsDir, keep: c.vllm.keepVenvs, activeLink: c.host.venvPath } },
+    child([venv]),
+  );
   return new LaunchUnit(
     `${name}-launch`,
     {
@@ -65,6 +72,7 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
       port: c.serving.port,
       readinessTimeoutSeconds: Math.round(c.host.readinessTimeoutMinutes * 60),
       servedModelName: a.plan.launch.servedModelName,
+      venv: { link: c.host.venvPath, target },
     },
     child([install, ...guards]),
   );

@@ -8,7 +8,9 @@ with METADATA, WHEEL, entry_points.txt (console script `vllm`), top_level.txt
 and a RECORD carrying sha256 hashes, so `uv pip install --find-links DIR
 vllm-standin==0.11.0` installs it exactly as vLLM would be installed. The
 version is the stand-in's own version: it decides which removed vLLM flags it
-refuses (see vllm_standin/cli.py). Reproducible: fixed timestamps and order,
+refuses (see vllm_standin/cli.py). With --crash the wheel installs, imports and
+answers --version, but `vllm serve` fails at start: a release an upgrade must
+roll back from. Reproducible: fixed timestamps and order,
 so the same version gives the same bytes. Prints the wheel's path.
 Standard library only.
 """
@@ -31,7 +33,7 @@ def record_hash(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def build(version, out):
+def build(version, out, crash=False):
     if not re.match(r"^[0-9]+(\.[0-9]+)*([a-z0-9.+-]*)$", version):
         raise SystemExit("build-wheel: bad version %r" % version)
     distinfo = "%s-%s.dist-info" % (PKG, version)
@@ -41,6 +43,11 @@ def build(version, out):
         if name.endswith(".py"):
             with open(os.path.join(src, name), "rb") as f:
                 files.append(("%s/%s" % (PKG, name), f.read()))
+    if crash:
+        # A release that installs, imports and answers --version but never serves (a
+        # removed flag, a new CUDA requirement...): what an upgrade must roll back from.
+        files.append(("%s/_build.py" % PKG, b"REFUSES_TO_START = True\n"))
+        files.sort()
     metadata = "\n".join([
         "Metadata-Version: 2.1",
         "Name: %s" % DIST,
@@ -88,8 +95,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--version", required=True, help="version of the stand-in wheel, e.g. 0.11.0")
     ap.add_argument("--out", required=True, help="directory to write the wheel into")
+    ap.add_argument("--crash", action="store_true", help="a build whose `vllm serve` always fails at start (installs and imports fine)")
     a = ap.parse_args()
-    print(build(a.version, a.out))
+    print(build(a.version, a.out, a.crash))
     return 0
 
 

@@ -117,7 +117,14 @@ describe("index.ts for a single-host stack", () => {
   test("the plan reaches the steps: swap size, vLLM version, the launch flags in the unit", () => {
     const byName = Object.fromEntries(commands().map((c) => [c.name, c.inputs]));
     expect(byName["vllm-install"].create).toContain("PV_PACKAGE='vllm==0.11.0'");
-    expect(byName["uv-venv"].create).toContain("PV_PYTHON='3.11'");
+    // versioned venvs: uv alone, then vLLM into a venv of its own that the unit's venvPath links to
+    expect(byName["uv-venv"].create).toContain("PV_UV_ONLY='1'");
+    expect(byName["uv-venv"].create).not.toContain("PV_VENV_PATH=");
+    expect(byName["vllm-install"].create).toContain("PV_VENV_PATH='/opt/pulumi-vllm/venvs/0.11.0-py3.11'");
+    expect(byName["vllm-install"].create).toContain("PV_KEEP_VENVS='2'");
+    expect(byName["launch-unit"].create).toContain("PV_VENV_LINK='/opt/pulumi-vllm/venv'");
+    expect(byName["launch-unit"].create).toContain("PV_VENV_TARGET='/opt/pulumi-vllm/venvs/0.11.0-py3.11'");
+    expect(byName["launch-unit"].create).toContain("ExecStart=\"/opt/pulumi-vllm/venv/bin/vllm\"");
     expect(byName["launch-unit"].create).toContain("--max-model-len");
     expect(byName["launch-unit"].create).toContain("16384");
     expect(byName.readiness.create).toContain("PV_BASE_URL='http://127.0.0.1:8000'");

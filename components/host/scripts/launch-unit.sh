@@ -21,6 +21,16 @@
 #   PV_ADOPT             optional: 1 = take over a unit of this name that this
 #                        step did not make (default 0: refuse it, so that no
 #                        other service is overwritten and later deleted)
+#   PV_VENV_LINK         optional (with PV_VENV_TARGET): the path the unit runs
+#                        vLLM from (host.venvPath, ExecStart=<link>/bin/vllm),
+#                        a symlink this step points at PV_VENV_TARGET
+#   PV_VENV_TARGET       the versioned venv to run (made and verified by the
+#                        vllm-install step), e.g. /opt/pulumi-vllm/venvs/0.11.0-py3.12
+#   PV_HEALTH_URL        optional: the server's base URL, e.g.
+#                        http://127.0.0.1:8000; with PV_SERVED_MODEL and
+#                        PV_SWITCH_TIMEOUT, the gate of a switch (below)
+#   PV_SERVED_MODEL      the model name /v1/models must list
+#   PV_SWITCH_TIMEOUT    seconds the new server has to answer after a switch
 # Secrets (stdin, create only): `NAME=value` lines (may be empty), e.g.
 #   VLLM_API_KEY=...  HF_TOKEN=...   They never travel as env or argv, and
 #   this script never prints a value.
@@ -30,10 +40,24 @@
 #     when its content or mode differs; values are double-quoted for systemd.
 #   - unit: /etc/systemd/system/PV_UNIT_NAME written (0644) only when it
 #     differs, then `systemctl daemon-reload`; enabled if not enabled.
-#   - service: restarted when the unit or env file changed, started when not
-#     active (after reset-failed), else left alone (same PID).
-# delete: stops and disables the unit, removes the unit file and the env file
-#   (and the empty /etc/pulumi-vllm), daemon-reload, reset-failed. A unit
+#   - service: restarted when the unit, the env file or the link changed,
+#     started when not active (after reset-failed), else left alone (same PID).
+#   - switch: when the link moves from one venv to another while the server
+#     runs (a vLLM upgrade), the old server serves until this restart, and the
+#     new one must answer /health and list PV_SERVED_MODEL on /v1/models within
+#     PV_SWITCH_TIMEOUT. If it does not (it crashed, systemd restarts it, the
+#     time runs out), its last journal lines are printed (secrets redacted),
+#     the step fails and its rollback points the link and the unit back at the
+#     previous venv, restarts the previous server, waits for its /health and
+#     says `rolled back to <venv>`. The failed update leaves the state with the
+#     old inputs, which is again what the host runs: the next `up` retries the
+#     upgrade, and a reverted config changes nothing.
+#   - A real directory at PV_VENV_LINK (the one venv of releases before
+#     versioned venvs) that pulumi-vllm made (the uv-venv step's record) is
+#     replaced by the link once the new server answered, and removed with the
+#     records of it; one it did not make is refused.
+# delete: stops and disables the unit, removes the unit file, the env file
+#   (and the empty /etc/pulumi-vllm) and the venv link, daemon-reload, reset-failed. A unit
 #   that was adopted (PV_ADOPT=1) gets its original file back instead, enabled
 #   and running as it was.
 # Ownership: create refuses a unit of this name that exists on the host (in
@@ -43,7 +67,8 @@
 # A create or update that fails (e.g. systemd refuses the unit, the restart
 # fails) puts back what this run replaced: the previous unit and env file (or
 # none), the unit's enabled state, and restarts the previous server if it was
-# running (lib/txn.sh). Time limit: 600 s (PV_STEP_TIMEOUT).
+# running (lib/txn.sh). Time limit: 600 s, plus twice PV_SWITCH_TIMEOUT
+# (PV_STEP_TIMEOUT).
 # State for undo: /var/lib/pulumi-vllm/launch-unit/<unit>.state (env file path)
 # Needs: root, systemd.
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
@@ -63,6 +88,11 @@ PORT=${PV_PORT:-}
 BIND_HOST=${PV_BIND_HOST:-0.0.0.0}
 REQUIRED=${PV_REQUIRED_SECRETS:-}
 ADOPT=${PV_ADOPT:-0}
+LINK=${PV_VENV_LINK:-}
+TARGET=${PV_VENV_TARGET:-}
+HEALTH_URL=${PV_HEALTH_URL:-}
+MODEL=${PV_SERVED_MODEL:-}
+SWITCH_TIMEOUT=${PV_SWITCH_TIMEOUT:-0}
 STATE_DIR=/var/lib/pulumi-vllm/launch-unit
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
@@ -74,6 +104,13 @@ UNIT_FILE=/etc/systemd/system/$UNIT
 STATE="$STATE_DIR/$UNIT.state"
 ORIG="$STATE_DIR/$UNIT.orig"
 command -v systemctl >/dev/null || die "systemctl not found: this step needs systemd"
+if [[ -n $LINK || -n $TARGET ]]; then
+  [[ $LINK == /* && $TARGET == /* && $LINK != "$TARGET" ]] || die "PV_VENV_LINK and PV_VENV_TARGET must be two absolute paths, got '$LINK' and '$TARGET'"
+  LINK=${LINK%/}
+  TARGET=${TARGET%/}
+fi
+[[ $SWITCH_TIMEOUT =~ ^[0-9]+$ ]] || die "PV_SWITCH_TIMEOUT must be seconds, got '$SWITCH_TIMEOUT'"
+[[ -z $HEALTH_URL || $HEALTH_URL =~ ^https?://[^[:space:]]+$ ]] || die "PV_HEALTH_URL must be an http(s) URL, got '$HEALTH_URL'"
 
 # ---------------------------------------------------------------- helpers --
 declare -a SECRET_VALUES=()
@@ -187,10 +224,102 @@ undo_service() { # was_enabled was_active
   fi
 }
 
-txn_begin launch-unit 600
+# ------------------------------------------------------- venv switch --
+# The venv the link points at ("" when there is no link yet).
+link_target() { if [[ -L $LINK ]]; then readlink -- "$LINK"; elif [[ -e $LINK ]]; then printf '%s' "$LINK"; fi; }
+
+# Records of a real venv at LINK made by an earlier release (uv-venv made it,
+# vllm-install filled it); none when it was adopted or is someone else's.
+legacy_records() {
+  local f root=/var/lib/pulumi-vllm
+  f="$root/uv-venv/$(printf '%s' "$LINK" | sha256sum | cut -c1-16).state"
+  [[ -f $f ]] && grep -qxF "venv=$LINK" "$f" && grep -qx 'adopted=0' "$f" || return 0
+  printf '%s\n' "$f"
+  grep -lxF "venv=$LINK" "$root"/vllm-install/*.state 2>/dev/null || true
+}
+
+# Does the new server answer: /health 200 and /v1/models listing MODEL?
+# Fails as soon as the unit fails, is restarted by systemd, or time runs out.
+switch_gate() {
+  local since=$1 start now code restarts0 u
+  start=$(date +%s)
+  restarts0=$(systemctl show -p NRestarts --value "$UNIT" 2>/dev/null || echo 0)
+  log "waiting up to ${SWITCH_TIMEOUT}s for vLLM from $TARGET to answer at $HEALTH_URL"
+  while :; do
+    code=$(curl -s -o /dev/null -m 5 --connect-timeout 3 -w '%{http_code}' -- "$HEALTH_URL/health" 2>/dev/null || true)
+    if [[ $code == 200 ]]; then
+      if models_list_model; then
+        log "vLLM from $TARGET answers /health and lists '$MODEL' after $(($(date +%s) - start))s"
+        return 0
+      fi
+    fi
+    u=$(systemctl show -p ActiveState -p SubState -p NRestarts "$UNIT" 2>/dev/null | tr '\n' ' ')
+    now=$(date +%s)
+    case $u in
+      *ActiveState=failed* | *ActiveState=inactive*) SWITCH_ERR="the server exited ($u)" ;;
+      *SubState=auto-restart*) SWITCH_ERR="the server crashed and systemd is about to restart it" ;;
+      *) if [[ $u =~ NRestarts=([0-9]+) ]] && ((BASH_REMATCH[1] > restarts0)); then
+           SWITCH_ERR="the server crashed and was restarted by systemd"
+         elif ((now - start >= SWITCH_TIMEOUT)); then
+           SWITCH_ERR="it did not answer within ${SWITCH_TIMEOUT}s (host.readinessTimeoutMinutes)"
+         else
+           sleep 2
+           continue
+         fi ;;
+    esac
+    log "vLLM from $TARGET: its last journal lines (secrets redacted):"
+    journalctl -a -u "$UNIT" --since "@$since" -n 40 --no-pager -q -o short-iso 2>/dev/null | redact >&2 || true
+    return 1
+  done
+}
+
+models_list_model() {
+  local body
+  body=$({
+    if [[ -n ${SECRETS[VLLM_API_KEY]:-} ]]; then
+      local k=${SECRETS[VLLM_API_KEY]//\\/\\\\}
+      printf 'header = "Authorization: Bearer %s"\n' "${k//\"/\\\"}"
+    fi
+  } | curl -s -m 10 --connect-timeout 3 -K - -- "$HEALTH_URL/v1/models" 2>/dev/null || true)
+  [[ $body == *"\"$MODEL\""* ]]
+}
+
+# Rollback of a failed switch, run once the previous unit is back and
+# restarted (undo_service): waits for the previous server and says so.
+after_rollback() { # previous-venv
+  local start i code
+  start=$(date +%s)
+  for ((i = 0; ; i++)); do
+    code=$(curl -s -o /dev/null -m 5 --connect-timeout 3 -w '%{http_code}' -- "$HEALTH_URL/health" 2>/dev/null || true)
+    if [[ $code == 200 ]]; then
+      log "rolled back to ${1##*/} ($1): it answers /health again after $(($(date +%s) - start))s"
+      return 0
+    fi
+    if (($(date +%s) - start >= SWITCH_TIMEOUT)); then
+      log "rolled back to ${1##*/} ($1), but it does not answer /health after ${SWITCH_TIMEOUT}s: see journalctl -u $UNIT"
+      return 1
+    fi
+    sleep 2
+  done
+}
+
+limit=600
+if [[ -n $LINK && -n $HEALTH_URL ]]; then limit=$((600 + 2 * SWITCH_TIMEOUT)); fi
+txn_begin launch-unit "$limit"
 
 # ----------------------------------------------------------------- delete --
 state_get() { if [[ -f $STATE ]]; then sed -n "s/^$1=//p" "$STATE" | head -n 1; fi; }
+
+# The venv link this step made (recorded), never anything else.
+remove_link() {
+  local link
+  link=$(state_get venv_link)
+  if [[ -n $link && -L $link ]]; then
+    log "removing the link $link"
+    rm -f -- "$link"
+    changed=1
+  fi
+}
 
 if [[ $ACTION == delete && $(state_get adopted) == 1 ]]; then
   # Not ours to delete: the unit as it was before this step took it over.
@@ -200,6 +329,7 @@ if [[ $ACTION == delete && $(state_get adopted) == 1 ]]; then
   if [[ $(state_get was_enabled) == 1 ]]; then systemctl enable "$UNIT" 2>/dev/null || true; else systemctl disable "$UNIT" 2>/dev/null || true; fi
   if [[ $(state_get was_active) == 1 ]]; then systemctl restart "$UNIT" || log "the original $UNIT did not start"; else systemctl stop "$UNIT" 2>/dev/null || true; fi
   env_file=$(state_get env_file)
+  remove_link
   rm -f -- "${env_file:-$ENV_FILE}" "$ORIG" "$STATE"
   rmdir --ignore-fail-on-non-empty /etc/pulumi-vllm "$STATE_DIR" /var/lib/pulumi-vllm 2>/dev/null || true
   txn_commit
@@ -223,6 +353,7 @@ if [[ $ACTION == delete ]]; then
     changed=1
   fi
   systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+  remove_link
   env_file=$ENV_FILE
   if [[ -f $STATE ]]; then env_file=$(state_get env_file); fi
   for f in "$ENV_FILE" "$env_file"; do
@@ -307,9 +438,25 @@ env_dir=$(dirname "$ENV_FILE")
 was_enabled=0; was_active=0
 systemctl is-enabled --quiet "$UNIT" 2>/dev/null && was_enabled=1
 case $(systemctl is-active "$UNIT" 2>/dev/null || true) in active | activating | reloading) was_active=1 ;; esac
+# A switch of venv while the server runs is gated, and rolled back whole.
+PREV_TARGET=
+LEGACY=()
+GATE=0
+if [[ -n $LINK ]]; then
+  PREV_TARGET=$(link_target)
+  if [[ -e $LINK && ! -L $LINK ]]; then
+    mapfile -t LEGACY < <(legacy_records)
+    ((${#LEGACY[@]})) || die "$LINK exists and is not a venv or link pulumi-vllm made (or it was adopted): host.venvPath is now a link to the venv vLLM runs from -> move it away, or choose another host.venvPath"
+  fi
+  [[ -x $TARGET/bin/vllm ]] || die "$TARGET/bin/vllm is missing: the vllm-install step makes and verifies that venv first"
+  if [[ -n $PREV_TARGET && $PREV_TARGET != "$TARGET" && -n $HEALTH_URL && $was_active == 1 ]]; then GATE=1; fi
+fi
+
 JOURNALED=0
 journal() {
   (( JOURNALED )) && return 0
+  # Undone last, once the previous unit, env file and link are back and restarted.
+  if (( GATE )); then txn_undo after_rollback "$PREV_TARGET"; fi
   txn_undo undo_service "$was_enabled" "$was_active"
   txn_new_dir "$env_dir"
   txn_new_dir "$STATE_DIR"
@@ -350,18 +497,38 @@ if write_if_changed "$UNIT_FILE" 644 "$CONTENT"; then
 else
   log "$UNIT_FILE unchanged"
 fi
+# venv link: where ExecStart's <link>/bin/vllm leads
+link_changed=0
+if [[ -n $LINK && $PREV_TARGET != "$TARGET" ]]; then
+  journal
+  if ((${#LEGACY[@]})); then
+    # The one venv of an earlier release: kept aside (the rollback target) until the new server answers.
+    log "$LINK is the venv an earlier release made: it becomes a link (the venv is removed once the new server answers)"
+    txn_save "${LEGACY[@]}"
+    rm -f -- "${LEGACY[@]}"
+    txn_move_aside "$LINK"
+  fi
+  txn_save "$LINK"
+  txn_new_dir "$(dirname "$LINK")"
+  install -d -m 0755 "$(dirname "$LINK")"
+  ln -sfnT "$TARGET" "$LINK.pv-tmp"
+  mv -fT -- "$LINK.pv-tmp" "$LINK"
+  link_changed=1
+  log "pointed $LINK at $TARGET (before: ${PREV_TARGET:-nothing})"
+fi
+
 load_state=$(systemctl show -p LoadState --value "$UNIT")
 if [[ $load_state != loaded ]]; then
   systemctl status "$UNIT" --no-pager 2>&1 | head -n 20 | redact >&2 || true
   die "systemd could not load $UNIT (LoadState=$load_state); see above"
 fi
 
-if [[ ! -f $STATE || $(state_get env_file) != "$ENV_FILE" ]]; then
+if [[ ! -f $STATE || $(state_get env_file) != "$ENV_FILE" || $(state_get venv_link) != "$LINK" ]]; then
   journal
   install -d -m 0755 "$STATE_DIR"
   adopted=$(state_get adopted)
   (( adopting )) && adopted=1
-  printf 'env_file=%s\nadopted=%s\nwas_enabled=%s\nwas_active=%s\n' "$ENV_FILE" "${adopted:-0}" "$was_enabled" "$was_active" >"$STATE"
+  printf 'env_file=%s\nadopted=%s\nwas_enabled=%s\nwas_active=%s\nvenv_link=%s\n' "$ENV_FILE" "${adopted:-0}" "$was_enabled" "$was_active" "$LINK" >"$STATE"
 fi
 
 if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
@@ -373,7 +540,7 @@ fi
 
 active=$(systemctl is-active "$UNIT" 2>/dev/null || true)
 action=
-if (( unit_changed || env_changed )); then
+if (( unit_changed || env_changed || link_changed )); then
   case $active in
     active | activating | reloading) action=restart ;;
     *) action=start ;;
@@ -382,13 +549,14 @@ elif [[ $active != active && $active != activating && $active != reloading ]]; t
   action=start
 fi
 if [[ -n $action ]]; then
-  if (( unit_changed || env_changed )); then
+  if (( unit_changed || env_changed || link_changed )); then
     log "configuration changed: ${action}ing $UNIT"
   else
     log "$UNIT is ${active:-unknown}: starting it"
   fi
   journal
   systemctl reset-failed "$UNIT" >/dev/null 2>&1 || true
+  switch_since=$(date +%s)
   # Type=exec: this returns once the server binary has been executed; whether
   # it then comes up is the readiness gate's business.
   if ! out=$(systemctl "$action" "$UNIT" 2>&1); then
@@ -397,11 +565,14 @@ if [[ -n $action ]]; then
     journal_tail 30
     die "systemctl $action $UNIT failed (state: $(systemctl is-active "$UNIT" || true))"
   fi
+  if ((GATE)) && ! switch_gate "$switch_since"; then
+    die "vLLM from $TARGET does not serve: $SWITCH_ERR -> rolling back to ${PREV_TARGET##*/}"
+  fi
   changed=1
 else
   log "$UNIT is active and its configuration is unchanged"
 fi
-if (( unit_changed || env_changed )); then changed=1; fi
+if (( unit_changed || env_changed || link_changed )); then changed=1; fi
 log "$UNIT: $(systemctl is-active "$UNIT" || true), MainPID $(systemctl show -p MainPID --value "$UNIT")"
 txn_commit
 if (( changed )); then echo changed; else echo unchanged; fi

@@ -13,6 +13,9 @@
 #                           index ending in /simple (PEP 691 JSON); HPC sites
 #                           point this at their mirror.
 #   PV_VENV_PATH            absolute path of the venv, e.g. /opt/pulumi-vllm/venv
+#   PV_UV_ONLY              optional: 1 = install uv only, no venv (PV_VENV_PATH
+#                           and PV_PYTHON are not read): on a single host the
+#                           vllm-install step makes one venv per release itself
 #   PV_PYTHON               interpreter for the venv: a version (3.11, 3.11.2)
 #                           or an absolute path of a system interpreter
 #   PV_ALLOW_PYTHON_DOWNLOAD  1 = let uv download a managed Python when the
@@ -71,6 +74,8 @@ VENV=${PV_VENV_PATH:-}
 PYTHON_SPEC=${PV_PYTHON:-}
 ALLOW_DL=${PV_ALLOW_PYTHON_DOWNLOAD:-0}
 ADOPT=${PV_ADOPT:-0}
+UV_ONLY=${PV_UV_ONLY:-0}
+[[ $UV_ONLY == 0 || $UV_ONLY == 1 ]] || { log "ERROR: PV_UV_ONLY must be 0 or 1"; exit 1; }
 
 UV_ROOT=${PV_UV_DIR:-/opt/pulumi-vllm/uv}
 UV_ROOT=${UV_ROOT%/}
@@ -87,19 +92,23 @@ writable_or_root() {
 }
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete, got '$ACTION'"
 [[ $UV_VERSION =~ ^[0-9]+(\.[0-9]+){1,3}$ ]] || die "PV_UV_VERSION must be a release like 0.9.9, got '$UV_VERSION'"
-[[ $VENV == /* ]] || die "PV_VENV_PATH must be an absolute path, got '$VENV'"
-VENV=${VENV%/}
-# A venv path is removed with rm -rf on recreate/delete: refuse shallow paths.
-case $VENV in
-  */../* | */.. | */./* | */.) die "PV_VENV_PATH must be a normalized path, got '$VENV'" ;;
-esac
-depth=$(tr -cd '/' <<<"$VENV" | wc -c)
-(( depth >= 2 )) || die "PV_VENV_PATH '$VENV' is too shallow (want at least /a/b)"
+if [[ $UV_ONLY == 1 ]]; then
+  VENV=
+else
+  [[ $VENV == /* ]] || die "PV_VENV_PATH must be an absolute path, got '$VENV'"
+  VENV=${VENV%/}
+  # A venv path is removed with rm -rf on recreate/delete: refuse shallow paths.
+  case $VENV in
+    */../* | */.. | */./* | */.) die "PV_VENV_PATH must be a normalized path, got '$VENV'" ;;
+  esac
+  depth=$(tr -cd '/' <<<"$VENV" | wc -c)
+  (( depth >= 2 )) || die "PV_VENV_PATH '$VENV' is too shallow (want at least /a/b)"
+fi
 [[ $ALLOW_DL == 0 || $ALLOW_DL == 1 ]] || die "PV_ALLOW_PYTHON_DOWNLOAD must be 0 or 1"
 
 UV_DIR="$UV_ROOT/$UV_VERSION"
 UV_BIN="$UV_DIR/uv"
-state_key=$(printf '%s' "$VENV" | sha256sum | cut -c1-16)
+if [[ $UV_ONLY == 1 ]]; then state_key=uv-only; else state_key=$(printf '%s' "$VENV" | sha256sum | cut -c1-16); fi
 STATE="$STATE_DIR/$state_key.state"
 
 uv_ok() { [[ -x $UV_BIN ]] && [[ $("$UV_BIN" --version 2>/dev/null) =~ ^uv\ ${UV_VERSION//./\\.}([[:space:]]|$) ]]; }
@@ -278,6 +287,24 @@ PY
   log "installed $got at $UV_BIN"
 }
 
+# uv at UV_VERSION (changed=1 when installed), and the uv version an earlier
+# run of this step pinned removed unless another venv step still uses it.
+ensure_uv() {
+  if uv_ok; then
+    log "uv $UV_VERSION already at $UV_BIN"
+  else
+    install_uv
+    changed=1
+  fi
+  local old_uv
+  old_uv=$(state_get uv_version)
+  if [[ -n $old_uv && $old_uv != "$UV_VERSION" && -d $UV_ROOT/$old_uv ]] && ! uv_used_elsewhere "$old_uv"; then
+    log "removing uv $old_uv (no longer used)"
+    txn_move_aside "${UV_ROOT:?}/$old_uv"
+    changed=1
+  fi
+}
+
 # Sets WANT to the X.Y.Z of the interpreter PV_PYTHON resolves to (via uv, no
 # downloads unless allowed). Not run in $(...), so that die() ends the script.
 wanted_python() {
@@ -304,9 +331,19 @@ python_matches() { # have want
   fi
 }
 
-for d in "$UV_ROOT" "$STATE_DIR" "$(dirname "$VENV")"; do writable_or_root "$d"; done
+for d in "$UV_ROOT" "$STATE_DIR" ${VENV:+"$(dirname "$VENV")"}; do writable_or_root "$d"; done
 
 txn_begin uv-venv 1800
+
+if [[ $ACTION == create && $UV_ONLY == 1 ]]; then
+  command -v python3 >/dev/null || die "python3 is not installed (the toolchain step installs it)"
+  changed=0
+  ensure_uv
+  if [[ $(state_get uv_version) != "$UV_VERSION" ]]; then write_state; fi
+  txn_commit
+  if (( changed )); then echo changed; else echo unchanged; fi
+  exit 0
+fi
 
 if [[ $ACTION == create ]]; then
   [[ -n $PYTHON_SPEC ]] || die "PV_PYTHON is required (e.g. 3.11)"
@@ -314,20 +351,7 @@ if [[ $ACTION == create ]]; then
     die "PV_PYTHON must be a version like 3.11 or an absolute path, got '$PYTHON_SPEC'"
   command -v python3 >/dev/null || die "python3 is not installed (the toolchain step installs it)"
   changed=0
-  if uv_ok; then
-    log "uv $UV_VERSION already at $UV_BIN"
-  else
-    install_uv
-    changed=1
-  fi
-  # The uv version an earlier run of this step pinned: remove it unless
-  # another venv step still uses it.
-  old_uv=$(state_get uv_version)
-  if [[ -n $old_uv && $old_uv != "$UV_VERSION" && -d $UV_ROOT/$old_uv ]] && ! uv_used_elsewhere "$old_uv"; then
-    log "removing uv $old_uv (no longer used)"
-    txn_move_aside "${UV_ROOT:?}/$old_uv"
-    changed=1
-  fi
+  ensure_uv
   dl_mode=never
   [[ $ALLOW_DL == 1 ]] && dl_mode=automatic
   UV_ERR=$(mktemp)
@@ -382,7 +406,9 @@ fi
 
 # delete
 changed=0
-if [[ $(state_get adopted) == 1 ]]; then
+if [[ $UV_ONLY == 1 ]]; then
+  :
+elif [[ $(state_get adopted) == 1 ]]; then
   log "$VENV was adopted: leaving it"
 elif [[ -f $VENV/pyvenv.cfg ]]; then
   log "removing venv $VENV"

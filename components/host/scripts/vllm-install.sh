@@ -23,6 +23,32 @@
 #                     bundled roots
 #   PV_STATE_DIR      optional: state root (default /var/lib/pulumi-vllm); this
 #                     step keeps its state in PV_STATE_DIR/vllm-install
+# Versioned venvs (single host): set PV_VENVS_DIR and the step makes the venv
+# itself, one per release, and keeps the last few:
+#   PV_VENVS_DIR      directory of the versioned venvs, e.g. /opt/pulumi-vllm/venvs;
+#                     PV_VENV_PATH must then be PV_VENVS_DIR/<name>, e.g.
+#                     /opt/pulumi-vllm/venvs/0.11.0-py3.12
+#   PV_PYTHON         the venv's Python (a version: 3.12), found by uv, never
+#                     downloaded
+#   PV_KEEP_VENVS     optional: venvs kept (default 2), counting the one this
+#                     run installs or selects; the older ones this step made
+#                     are removed. The venv PV_ACTIVE_LINK points at is kept in
+#                     any case (the running server's, the rollback target)
+#   PV_ACTIVE_LINK    optional: the symlink the launch-unit step points at the
+#                     venv the server runs (host.venvPath)
+#
+# Versioned create: the venv is made (uv venv) when absent, the package
+#   installed, and verified: the version importlib.metadata reports, the
+#   import, and `<venv>/bin/vllm --version` (exit 0, printing the version). A
+#   venv that already verifies is left alone (nothing else runs: the server
+#   keeps serving from whichever venv it uses). Each venv this step made has a
+#   record in PV_STATE_DIR/vllm-install/venvs/ (its ownership: only recorded
+#   venvs are ever removed; a directory at PV_VENV_PATH without one is refused).
+#   Then the oldest recorded venvs beyond PV_KEEP_VENVS are removed.
+# Versioned delete: every recorded venv in PV_VENVS_DIR is removed, except the
+#   one PV_ACTIVE_LINK still points at (destroy deletes the unit and its link
+#   first; a replacement of this step alone must not pull the running
+#   server's venv away).
 #
 # create: nothing happens when PV_DIST_NAME is installed in the venv at
 #   exactly PV_DIST_VERSION and PV_IMPORT_NAME imports. Otherwise
@@ -117,6 +143,151 @@ if [[ -n $INDEX_URL ]]; then INDEX_ARGS+=(--index-url "$INDEX_URL"); fi
 if [[ $NO_INDEX == 1 ]]; then INDEX_ARGS+=(--no-index); fi
 if [[ -n $FIND_LINKS ]]; then INDEX_ARGS+=(--find-links "$FIND_LINKS"); fi
 
+# ----------------------------------------------------- versioned venvs --
+# Field $2 of the ownership record $1.
+rec_get() { sed -n "s/^$2=//p" "$1" | head -n 1; }
+
+# The venv PV_ACTIVE_LINK points at ("" when it is not a link).
+active_target() {
+  [[ -n ${PV_ACTIVE_LINK:-} && -L $PV_ACTIVE_LINK ]] || return 0
+  readlink -- "$PV_ACTIVE_LINK"
+}
+
+# The install verifies: version, import, and the server's own entry point.
+verify_venv() {
+  local got err out
+  got=$(installed_version)
+  [[ $got == "$DIST_VERSION" ]] || { VERIFY_ERR="$DIST reports version '${got:-none}', not $DIST_VERSION"; return 1; }
+  err=$(import_ok 2>&1) || { VERIFY_ERR="'import $IMPORT' fails: ${err##*$'\n'}"; return 1; }
+  [[ -x $VENV/bin/vllm ]] || { VERIFY_ERR="$VENV/bin/vllm is missing: the package has no vllm entry point"; return 1; }
+  if ! out=$(timeout 600 "$VENV/bin/vllm" --version 2>&1 </dev/null); then
+    VERIFY_ERR="'$VENV/bin/vllm --version' fails (does this host see its GPU? nvidia-smi): $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+    return 1
+  fi
+  [[ $out == *"$DIST_VERSION"* ]] || { VERIFY_ERR="'vllm --version' prints '$(tail -n 1 <<<"$out")', not $DIST_VERSION"; return 1; }
+  VERIFY_OUT=$(tail -n 1 <<<"$out")
+  return 0
+}
+
+# Records this step made, of venvs in VENVS_DIR, newest install first.
+owned_records() {
+  local f v
+  for f in "$REC_DIR"/*.venv; do
+    [[ -f $f ]] || continue
+    v=$(rec_get "$f" venv)
+    [[ $(dirname -- "$v") == "$VENVS_DIR" ]] || continue
+    printf '%s %s\n' "$(rec_get "$f" installed)" "$f"
+  done | sort -rn | cut -d' ' -f2-
+}
+
+# Removes the oldest recorded venvs beyond KEEP (this run's counts first),
+# never the active one. Journaled: a failed run puts them back.
+prune_venvs() {
+  local active f v kept=1
+  active=$(active_target)
+  while IFS= read -r f; do
+    [[ -n $f ]] || continue
+    v=$(rec_get "$f" venv)
+    [[ $v == "$VENV" ]] && continue
+    if ((kept < KEEP)); then
+      kept=$((kept + 1))
+      continue
+    fi
+    if [[ $v == "$active" ]]; then
+      log "keeping $v: the server runs it (older than the last $KEEP)"
+      continue
+    fi
+    log "removing $v (pulumi-vllm made it; only the last $KEEP venvs are kept)"
+    txn_save "$f"
+    rm -f -- "$f"
+    txn_move_aside "$v"
+    PRUNED=1
+  done < <(owned_records)
+}
+
+versioned_venvs() {
+  VENVS_DIR=${PV_VENVS_DIR%/}
+  KEEP=${PV_KEEP_VENVS:-2}
+  REC_DIR=$STATE_DIR/venvs
+  [[ $VENVS_DIR == /* ]] || die "PV_VENVS_DIR must be an absolute path, got '$VENVS_DIR'"
+  if ! [[ $KEEP =~ ^[0-9]+$ ]] || ((KEEP < 1 || KEEP > 100)); then die "PV_KEEP_VENVS must be a whole number from 1 to 100, got '$KEEP'"; fi
+  [[ $(dirname -- "$VENV") == "$VENVS_DIR" ]] || die "PV_VENV_PATH must be PV_VENVS_DIR/<name>, got '$VENV'"
+  local link=${PV_ACTIVE_LINK:-}
+  [[ -z $link || $link == /* ]] || die "PV_ACTIVE_LINK must be an absolute path, got '$link'"
+  REC="$REC_DIR/$(printf '%s' "$VENV" | sha256sum | cut -c1-16).venv"
+  local changed=0
+
+  if [[ $ACTION == delete ]]; then
+    local active f v
+    active=$(active_target)
+    while IFS= read -r f; do
+      [[ -n $f ]] || continue
+      v=$(rec_get "$f" venv)
+      if [[ $v == "$active" ]]; then
+        log "keeping $v: $link still points at it (the unit's step removes the link first)"
+        continue
+      fi
+      if [[ -e $v ]]; then log "removing venv $v"; rm -rf -- "$v"; fi
+      rm -f -- "$f"
+      changed=1
+    done < <(owned_records)
+    rmdir -- "$REC_DIR" "$VENVS_DIR" 2>/dev/null || true
+    remove_empty_dirs
+    txn_commit
+    if ((changed)); then echo changed; else echo unchanged; fi
+    exit 0
+  fi
+
+  [[ -n $PACKAGE && $PACKAGE != -* ]] || die "PV_PACKAGE must be a requirement like vllm==0.11.0, got '$PACKAGE'"
+  [[ -n $DIST_VERSION ]] || die "PV_DIST_VERSION is required (the version importlib.metadata must report)"
+  [[ $IMPORT =~ ^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$ ]] || die "PV_IMPORT_NAME must be a module name, got '$IMPORT'"
+  [[ ${PV_PYTHON:-} =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || die "PV_PYTHON must be a version like 3.12, got '${PV_PYTHON:-}'"
+  [[ $UV == /* && -x $UV ]] || die "PV_UV_BIN '$UV' is not an executable (run the uv-venv step first)"
+  if [[ -n $FIND_LINKS && ! -d $FIND_LINKS ]]; then die "PV_FIND_LINKS '$FIND_LINKS' is not a directory"; fi
+  if [[ $NO_INDEX == 1 && -z $FIND_LINKS ]]; then die "PV_NO_INDEX=1 needs PV_FIND_LINKS"; fi
+
+  if [[ -e $VENV || -L $VENV ]]; then
+    [[ -f $REC ]] || die "$VENV exists and pulumi-vllm did not make it (no record in $REC_DIR): refusing to use or replace it -> remove it, or set host.venvsDir to a directory of its own"
+    if verify_venv; then
+      log "$DIST $DIST_VERSION in $VENV verifies ($VERIFY_OUT)"
+    else
+      # A venv this step made that no longer verifies: made again, the broken one kept aside until this run succeeds.
+      log "$VENV no longer verifies ($VERIFY_ERR): making it again"
+      txn_move_aside "$VENV"
+    fi
+  fi
+  if [[ ! -e $VENV ]]; then
+    log "installing $PACKAGE into a venv of its own, $VENV (the server keeps running from its venv meanwhile)"
+    local start
+    start=$(date +%s)
+    txn_new_dir "$VENVS_DIR"
+    txn_new_dir "$STATE_DIR"
+    txn_new_dir "$REC_DIR"
+    txn_save "$REC"
+    txn_new_dir "$VENV"
+    install -d -m 0755 "$VENVS_DIR" "$REC_DIR"
+    UV_PYTHON_DOWNLOADS=never "$UV" venv --no-project --python "$PV_PYTHON" "$VENV" >&2 ||
+      die "uv venv failed for Python $PV_PYTHON at $VENV (is python$PV_PYTHON installed? add it to host.extraPackages, e.g. python$PV_PYTHON-dev)"
+    [[ -x $PY ]] || die "uv venv did not make $VENV"
+    local args=(pip install --python "$PY" "${INDEX_ARGS[@]}")
+    if [[ -n $TORCH_BACKEND ]]; then args+=(--torch-backend "$TORCH_BACKEND"); fi
+    args+=(-- "$PACKAGE")
+    log "uv ${args[*]}"
+    "$UV" "${args[@]}" >&2 || die "uv pip install '$PACKAGE' into $VENV failed (see above)"
+    verify_venv || die "the install does not verify: $VERIFY_ERR"
+    printf 'venv=%s\ndist=%s\nversion=%s\npython=%s\ninstalled=%s\n' "$VENV" "$DIST" "$DIST_VERSION" "$PV_PYTHON" "$(date +%s%N)" >"$REC.tmp"
+    mv -f -- "$REC.tmp" "$REC"
+    log "installed $DIST $DIST_VERSION in $VENV in $(($(date +%s) - start))s; verified: import $IMPORT, vllm --version: $VERIFY_OUT"
+    changed=1
+  fi
+  PRUNED=0
+  prune_venvs
+  ((PRUNED)) && changed=1
+  txn_commit
+  if ((changed)); then echo changed; else echo unchanged; fi
+  exit 0
+}
+
 # Rollback of a failed install: the venv's packages as frozen before it.
 undo_packages() { # `uv pip freeze` output from before
   local req now
@@ -132,6 +303,10 @@ undo_packages() { # `uv pip freeze` output from before
 }
 
 txn_begin vllm-install 3600
+
+if [[ -n ${PV_VENVS_DIR:-} ]]; then
+  versioned_venvs
+fi
 
 if [[ $ACTION == create ]]; then
   [[ -n $PACKAGE && $PACKAGE != -* ]] || die "PV_PACKAGE must be a requirement like vllm==0.11.0, got '$PACKAGE'"

@@ -446,6 +446,15 @@ def headless_worker(args):
     return 0
 
 
+def built_to_crash():
+    """True for a wheel built with build-wheel.py --crash."""
+    try:
+        from vllm_standin import _build
+    except ImportError:
+        return False
+    return bool(getattr(_build, "REFUSES_TO_START", False))
+
+
 def main(argv=None):
     ver = version()
     argv = normalize(list(sys.argv[1:] if argv is None else argv))
@@ -494,7 +503,7 @@ def main(argv=None):
 
     delay = float(os.environ.get("VLLM_STANDIN_START_DELAY") or 0)
     shards = max(1, int(os.environ.get("VLLM_STANDIN_SHARDS") or 4))
-    crash = args.standin_crash or os.environ.get("VLLM_STANDIN_CRASH") == "1"
+    crash = args.standin_crash or os.environ.get("VLLM_STANDIN_CRASH") == "1" or built_to_crash()
     long_line = int(os.environ.get("VLLM_STANDIN_LONG_LINE") or 0)
     if long_line > 0:
         log("INFO", "loader.py:1", "Loading weights: " + "w" * long_line)
@@ -508,7 +517,8 @@ def main(argv=None):
             log("ERROR", "core.py:710", "huggingface_hub.errors.HfHubHTTPError: 401 Client Error "
                                         "(simulated leak by the stand-in: %s)" % " ".join(leaked))
         log("ERROR", "core.py:712",
-            "RuntimeError: vllm-standin: simulated crash (--standin-crash or VLLM_STANDIN_CRASH=1)")
+            "RuntimeError: vllm-standin %s: simulated crash (%s)"
+            % (ver, "this build refuses to start: build-wheel.py --crash" if built_to_crash() else "--standin-crash or VLLM_STANDIN_CRASH=1"))
         return 1
 
     state = State(args, ver)
