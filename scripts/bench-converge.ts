@@ -1,7 +1,11 @@
 // `npm run bench:converge`: converge timings of the dev stack's shape on a
 // fresh sandbox host, through the real engine. Prints, for the first up, a
 // no-op up and a max-model-len change: wall time, resources changed, SSH
-// sessions the host accepted. Then two ratios, measured in the same run:
+// sessions the host accepted; then a vLLM upgrade (0.11.0 -> 0.13.0: a new
+// venv, the switch, the gate) and an upgrade to a release that does not start
+// (0.12.0, built to crash: rolled back), each with the time `pulumi up` spends
+// in each step and the seconds the server's /health went unanswered.
+// Then two ratios, measured in the same run:
 //   - the no-op up against a no-op up of an empty TypeScript program on the
 //     same engine (what the program itself costs: start, compile, plugins);
 //   - the first up against running the same step commands by hand over SSH,
@@ -10,7 +14,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun } from "../test/host/sandbox";
 import { freePort } from "../test/host/sandbox";
 import { putStandinWheels, trustMachineCAs } from "../test/standin/fixtures";
@@ -56,6 +60,55 @@ async function stepCommands(stack: Stack): Promise<{ name: string; create: strin
     .map((r) => ({ name: r.urn.split("::").pop()!, create: plain(r.outputs?.create), stdin: plain(r.outputs?.stdin) }));
 }
 
+/** Seconds /health went unanswered: the sum of the gaps between the last answer before and the first after. */
+function downtime(samples: { t: number; ok: boolean }[]): number {
+  let total = 0;
+  let lastOk: number | undefined;
+  let down = false;
+  for (const s of samples) {
+    if (s.ok) {
+      if (down && lastOk !== undefined) total += s.t - lastOk;
+      lastOk = s.t;
+      down = false;
+    } else down = true;
+  }
+  return total / 1000;
+}
+
+/** One `pulumi up` with the time each command step ran and the server's /health polled every 200 ms. */
+async function timedUp(stack: Stack, port: number): Promise<{ wall: number; failed: boolean; steps: Record<string, number>; down: number }> {
+  const start: Record<string, number> = {};
+  const steps: Record<string, number> = {};
+  const samples: { t: number; ok: boolean }[] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const t = Date.now();
+      const ok = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      samples.push({ t, ok });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const onEvent = (e: EngineEvent) => {
+    const m = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata ?? e.resOpFailedEvent?.metadata;
+    if (!m || m.type !== "command:remote:Command") return;
+    const name = m.urn.split("::").pop()!;
+    if (e.resourcePreEvent) start[name] = Date.now();
+    else if (start[name] !== undefined) steps[name] = (steps[name] ?? 0) + secs(start[name]);
+  };
+  const t0 = Date.now();
+  let failed = false;
+  try {
+    await stack.up({ onEvent });
+  } catch {
+    failed = true;
+  } finally {
+    polling = false;
+    await poller;
+  }
+  return { wall: secs(t0), failed, steps, down: downtime(samples) };
+}
+
 async function main() {
   const sb = await bootSandbox("bench");
   const hand = await bootSandbox("bench-hand");
@@ -68,6 +121,8 @@ async function main() {
       await trustMachineCAs(s);
       putStandinWheels(s, ["0.11.0"]);
     }
+    putStandinWheels(sb, ["0.13.0"]);
+    putStandinWheels(sb, ["0.12.0"], { crash: true });
     stack = await openStack(`bench-${process.pid}`, stackConfigFor(sb, port));
     const run = async (label: string) => {
       const s0 = await sshSessions(sb);
@@ -86,6 +141,17 @@ async function main() {
     await run("no-op up");
     stack = await openStack(stack.name, stackConfigFor(sb, port, (c) => (c.serving = { ...c.serving, maxModelLen: 4096 })));
     await run("max-model-len change");
+    for (const [label, version] of [["upgrade 0.11.0 -> 0.13.0", "0.13.0"], ["upgrade to 0.12.0 (crashes)", "0.12.0"]]) {
+      stack = await openStack(stack.name, stackConfigFor(sb, port, (c) => {
+        c.serving = { ...c.serving, maxModelLen: 4096 };
+        c.vllm = { ...c.vllm, version };
+      }));
+      const u = await timedUp(stack, port);
+      const step = (n: string) => (u.steps[n] === undefined ? "-" : `${u.steps[n].toFixed(1)} s`);
+      rows.push(
+        `${label.padEnd(26)} ${u.wall.toFixed(1).padStart(7)} s  ${u.failed ? "up failed, rolled back" : "up succeeded"}; install ${step("vllm-install")}, switch ${step("vllm-launch-unit")}, gate ${step("vllm-launch-readiness")}; /health unanswered ${u.down.toFixed(1)} s`,
+      );
+    }
     await stack.destroy();
 
     // The same commands by hand, in sequence, on a fresh host (the first sandbox's server is gone: its port is free).

@@ -5,9 +5,11 @@
 // replacing or deleting anything: the aliases hold. Only the program's shape
 // differs: the old program's files run with today's config, planner,
 // renderers and step scripts.
-// Then: the new program's first up does not restart vLLM, a serving change's
-// `pulumi preview --diff` names the flag and its value and does not repeat it
-// under `delete`, and destroy cleans the host.
+// Then: the new program's first up moves the release's one venv (at
+// host.venvPath) to a versioned venv with one restart of vLLM, venvPath
+// becoming a link to it; a serving change's `pulumi preview --diff` names the
+// flag and its value and does not repeat it under `delete`, and destroy
+// cleans the host.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -78,7 +80,7 @@ test("1. the previous release converges the stack", async () => {
 });
 
 let pid: number;
-test("2. with the new program, preview creates, replaces and deletes nothing, and no command re-runs", async () => {
+test("2. with the new program, preview creates and deletes nothing, and replaces only the gate", async () => {
   pid = await standinPid();
   // the same stack (same backend, same encryption salt), now run by this checkout's program
   fs.copyFileSync(path.join(oldDir, `Pulumi.${name}.yaml`), newStackFile);
@@ -86,19 +88,26 @@ test("2. with the new program, preview creates, replaces and deletes nothing, an
   const events: EngineEvent[] = [];
   await stack.preview({ onEvent: (e) => events.push(e) });
   const ops = opsOf(events).filter((o) => !o.includes("pulumi:pulumi:Stack"));
-  expect(ops.filter((o) => !o.startsWith("update "))).toEqual([]);
+  // The readiness gate re-runs whenever the unit's step changes (a replacement whose delete does nothing).
+  expect(ops.filter((o) => !o.startsWith("update ") && o !== "replace command:remote:Command::vllm-launch-readiness")).toEqual([]);
   // Components record their settings as inputs now (an update of the component: nothing runs).
-  // Commands: only those whose delete no longer carries what it does not read are updated, which
-  // re-runs their idempotent create once (nothing changes on the host).
+  // Commands: versioned venvs change the venv steps' parameters (uv alone; vLLM into a venv of its own)
+  // and the launch step's (the link); the unit and the gate's deletes no longer carry what they do not read.
   const commands = ops.filter((o) => o.includes("command:remote:Command"));
-  expect(commands.map((o) => o.split("::").pop()).sort()).toEqual(["vllm-launch-readiness", "vllm-launch-unit"]);
+  expect(commands.map((o) => o.split("::").pop()).sort()).toEqual(["vllm-launch-readiness", "vllm-launch-unit", "vllm-uv-venv", "vllm-vllm-install"]);
 });
 
-test("3. the new program's first up changes nothing on the host: vLLM keeps running (same PID)", async () => {
+test("3. the new program's first up moves the release's venv to a versioned one with one restart; venvPath becomes a link", async () => {
   const r = await stack.up();
   expect(r.summary.resourceChanges?.create ?? 0).toBe(0);
   expect(r.summary.resourceChanges?.delete ?? 0).toBe(0);
-  expect(await standinPid()).toBe(pid);
+  // one restart: the server now runs from /opt/pulumi-vllm/venvs/0.11.0-py3.11
+  expect(await standinPid()).not.toBe(pid);
+  expect((await sshOk(sb, "readlink /opt/pulumi-vllm/venv")).trim()).toBe("/opt/pulumi-vllm/venvs/0.11.0-py3.11");
+  expect((await sshOk(sb, "systemctl is-active vllm.service")).trim()).toBe("active");
+  // the old venv went with its records (the rollback target until the new server answered)
+  expect((await sshOk(sb, "ls /opt/pulumi-vllm")).trim().split("\n").sort()).toEqual(["uv", "venv", "venvs"]);
+  expect((await sshRun(sb, "grep -l '^venv=/opt/pulumi-vllm/venv$' /var/lib/pulumi-vllm/*/*.state")).stdout).toBe("");
   const again = await stack.up();
   expect(Object.keys(again.summary.resourceChanges ?? {}).filter((k) => k !== "same")).toEqual([]);
   const out = await stack.outputs();
@@ -123,5 +132,5 @@ test("4. preview --diff of a max-model-len change names the flag and value, and 
 test("5. destroy with the new program cleans the host", async () => {
   await stack.destroy();
   expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
-  expect((await sshRun(sb, "test -e /opt/pulumi-vllm/venv")).code).not.toBe(0);
+  expect((await sshRun(sb, "test -e /opt/pulumi-vllm")).code).not.toBe(0);
 });

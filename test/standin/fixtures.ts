@@ -45,12 +45,15 @@ export async function setupVenv(sb: Sandbox): Promise<void> {
   expectStep(await runStep(sb, { step: "uv-venv", action: "create", env: uvVenvEnv() }), "changed");
 }
 
-/** Build the stand-in wheel(s) on this machine and put them into the sandbox's WHEEL_DIR. */
-export function putStandinWheels(sb: Sandbox, versions: string[]): void {
+/**
+ * Build the stand-in wheel(s) on this machine and put them into the sandbox's WHEEL_DIR; `crash`: builds whose
+ * `vllm serve` fails at start (they install, import and answer --version).
+ */
+export function putStandinWheels(sb: Sandbox, versions: string[], opts: { crash?: boolean } = {}): void {
   const out = path.join(sb.root, WHEEL_DIR.slice(1));
   fs.mkdirSync(out, { recursive: true });
   for (const v of versions) {
-    const r = spawnSync("python3", [path.join(STANDIN_DIR, "build-wheel.py"), "--version", v, "--out", out], { encoding: "utf8" });
+    const r = spawnSync("python3", [path.join(STANDIN_DIR, "build-wheel.py"), "--version", v, "--out", out, ...(opts.crash ? ["--crash"] : [])], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`build-wheel.py ${v} failed: ${r.stderr}`);
   }
 }
