@@ -40,7 +40,10 @@ async function serving(): Promise<string> {
   }
 }
 /** Command steps the engine ran, as "op name" (preview or up events). */
-const commandOps = (events: EngineEvent[]) => changesOf(events).filter((o) => o.includes("command:remote:Command")).map((o) => o.replace(/command:remote:Command::/, ""));
+const commandOps = (events: EngineEvent[]) =>
+  changesOf(events)
+    .filter((o) => o.includes("command:remote:Command"))
+    .map((o) => `${o.split(" ")[0]} ${o.split("::").pop()}`);
 
 beforeAll(async () => {
   sb = await bootSandbox("e2e-upgrade-vv");

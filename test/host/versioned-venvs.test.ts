@@ -5,7 +5,7 @@
 // switch back when the new server does not serve.
 import { freePort, bootSandbox, fileTimer, hostSnapshot, diffSnapshots, runStep, Sandbox, shutdownSandbox, sshOk, sshRun } from "./sandbox";
 import { renderStdin } from "../../components/host/remote-command";
-import { expectStep, launchEnv, mainPid, putStandinWheels, trustMachineCAs, UV_BIN, UV_VERSION, VENV, WHEEL_DIR } from "../standin/fixtures";
+import { expectStep, launchEnv, mainPid, putStandinWheels, standinInstallEnv, trustMachineCAs, UV_BIN, UV_VERSION, VENV } from "../standin/fixtures";
 
 jest.setTimeout(600_000);
 const timer = fileTimer("versioned-venvs.test.ts");
@@ -20,18 +20,12 @@ const unit = () => ({ unitName: UNIT, port });
 const secrets = { VLLM_API_KEY: "vv-test-key-0123456789" };
 
 const installEnv = (version: string, over: Record<string, string> = {}) => ({
+  ...standinInstallEnv(version),
   PV_VENVS_DIR: VENVS,
   PV_VENV_PATH: venvOf(version),
   PV_PYTHON: "3.11",
   PV_KEEP_VENVS: "2",
   PV_ACTIVE_LINK: LINK,
-  PV_UV_BIN: UV_BIN(),
-  PV_PACKAGE: `vllm-standin==${version}`,
-  PV_DIST_NAME: "vllm-standin",
-  PV_DIST_VERSION: version,
-  PV_IMPORT_NAME: "vllm_standin",
-  PV_FIND_LINKS: WHEEL_DIR,
-  PV_NO_INDEX: "1",
   ...over,
 });
 const install = (version: string, over: Record<string, string> = {}) => runStep(sb, { step: "vllm-install", action: "create", env: installEnv(version, over) });
@@ -179,7 +173,7 @@ test("a venv an earlier release made at venvPath becomes the link once the new s
   const u2 = { unitName: "pv-vv-legacy.service", port: p2 };
   // what release 0.1.0 left: uv-venv's venv at venvPath, vLLM in it, the unit running from it
   expectStep(await runStep(sb, { step: "uv-venv", action: "create", env: { PV_UV_VERSION: UV_VERSION, PV_VENV_PATH: legacy, PV_PYTHON: "3.11" } }), "changed");
-  const legacyInstall = { PV_VENV_PATH: legacy, PV_UV_BIN: UV_BIN(), PV_PACKAGE: "vllm-standin==0.11.0", PV_DIST_NAME: "vllm-standin", PV_DIST_VERSION: "0.11.0", PV_IMPORT_NAME: "vllm_standin", PV_FIND_LINKS: WHEEL_DIR, PV_NO_INDEX: "1" };
+  const legacyInstall = { ...standinInstallEnv("0.11.0"), PV_VENV_PATH: legacy };
   expectStep(await runStep(sb, { step: "vllm-install", action: "create", env: legacyInstall }), "changed");
   const legacyEnv = (over: Record<string, string>) => ({ ...launchEnv(u2), PV_UNIT_CONTENT: launchEnv(u2).PV_UNIT_CONTENT.split(VENV).join(legacy), ...over });
   expectStep(await runStep(sb, { step: "launch-unit", action: "create", env: legacyEnv({}), stdin: renderStdin(secrets) }), "changed");

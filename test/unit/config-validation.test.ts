@@ -198,7 +198,27 @@ describe("guards", () => {
     v.host.removeModelCache = false;
     expect(problems(v)).toEqual([]);
   });
+  test("versioned venvs: keepVenvs is a whole number from 1 (a string is read as one), venvsDir apart from venvPath, 'venv' no longer adoptable", () => {
+    const v = base();
+    expect(parseStackConfig(v, "t").config.vllm.keepVenvs).toBe(2);
+    expect(parseStackConfig(v, "t").config.host).toMatchObject({ venvPath: "/opt/pulumi-vllm/venv", venvsDir: "/opt/pulumi-vllm/venvs" });
+    v.vllm.keepVenvs = "3";
+    expect(parseStackConfig(v, "t").config.vllm.keepVenvs).toBe(3);
+    for (const bad of [0, 1.5, -1, "two"]) {
+      v.vllm.keepVenvs = bad;
+      expect(only(v)).toMatch(/^vllm.keepVenvs: .* -> /);
+    }
+    v.vllm.keepVenvs = 1;
+    v.host.venvsDir = "/opt/pulumi-vllm/venv/versions";
+    expect(only(v)).toMatch(/^host.venvsDir: and host.venvPath \(\/opt\/pulumi-vllm\/venv\) overlap: .* -> give them separate paths/);
+    v.host.venvsDir = "/srv/vllm/venvs";
+    v.host.venvPath = "/srv/vllm/venvs";
+    expect(only(v)).toMatch(/^host.venvsDir: and host.venvPath .* overlap/);
+    v.host = { adopt: ["venv"] };
+    expect(only(v)).toMatch(/^host.adopt: lists 'venv', which no longer applies on a single host: .* -> remove 'venv' from host.adopt/);
+  });
   test.each([
+    ["venvsDir", "/opt", /is a system directory/],
     ["venvPath", "/", /is a system directory/],
     ["venvPath", "/opt", /is a system directory/],
     ["venvPath", "venv", /is not an absolute path/],
