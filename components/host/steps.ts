@@ -124,8 +124,11 @@ export class VllmInstall extends HostStep {
           PV_NO_INDEX: v.noIndex ? "1" : "0",
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
         },
-        // A new Python means a new, empty venv: the install must run again. (A versioned venv's name has the Python.)
-        triggers: a.versioned ? [] : [v.python],
+        // A new Python means a new, empty venv: the install must run again. (A versioned venv's name has the
+        // Python, so a parameter would do; the trigger stays as it was, or every stack of an earlier release would
+        // replace this step, whose old delete empties the venv the server runs. The versioned delete a Python change
+        // now runs keeps the venv the server runs.)
+        triggers: [v.python],
       },
       opts,
       "pulumi-vllm:host:VllmInstall",
