@@ -95,7 +95,7 @@ test("4. the reverted config restarts nothing and re-runs neither the unit nor t
   const changes = await up((e) => events.push(e));
   expect(changes.replace ?? 0).toBe(0);
   // the install step's recorded inputs were 0.12.0's: it runs, finds 0.11.0's venv verified, changes nothing
-  expect(commandOps(events)).toEqual(["update vllm-install"]);
+  expect(commandOps(events)).toEqual(["update vllm-vllm-install"]);
   expect(await pid()).toBe(pidBefore);
   expect(await serving()).toBe("0.11.0");
 });
