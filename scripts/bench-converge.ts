@@ -110,8 +110,10 @@ async function timedUp(stack: Stack, port: number): Promise<{ wall: number; fail
 }
 
 async function main() {
-  const sb = await bootSandbox("bench");
-  const hand = await bootSandbox("bench-hand");
+  // PV_BENCH_TAG: sandbox names of their own when several benches share a machine
+  const tag = process.env.PV_BENCH_TAG ? `-${process.env.PV_BENCH_TAG}` : "";
+  const sb = await bootSandbox(`bench${tag}`);
+  const hand = await bootSandbox(`bench${tag}-hand`);
   const port = await freePort();
   const rows: string[] = [];
   const figures: Record<string, number> = {};
