@@ -197,7 +197,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
   const jsonProblems = c.model.configPath ? modelConfigProblems(c.model.configPath) : [];
   if (jsonProblems.length) throw new PlanError(jsonProblems);
   try {
-    arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB);
+    arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB, c.model.checkpointBytes);
   } catch (e) {
     if (e instanceof UnknownModelError) throw new PlanError([e.message]);
     throw e;
