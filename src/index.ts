@@ -25,4 +25,5 @@ export { argsOfStackConfig, stackServerArgs, stackServerArgsWithHub, orRunError,
 export { withHubModel, fetchHubModel, hubSettings, HubError } from "../components/plan/hub";
 export type { HubModel, HubOptions } from "../components/plan/hub";
 export { checkpointBytesOf } from "../components/plan/memory";
+export type { MeasuredStartup } from "../components/plan/measured";
 export type { StackServerArgs, StackSecrets } from "../components/api/stack-config";

@@ -5,6 +5,7 @@
 //   pulumi-vllm plan --model <id> --gpus <n> --gpu-memory-gib <g> [...]   (USAGE below lists every flag)
 //
 // Exit codes: 0 fits, 2 does not fit (the problems say what to change), 1 bad input.
+import { execFileSync } from "child_process";
 import * as path from "path";
 import { ConfigError, didYouMean } from "../config/errors";
 import { loadStackFile, LoadedConfig, parseStackConfig } from "../config/load";
@@ -15,6 +16,7 @@ import { renderPlanText, planJson } from "./render";
 import { jsonTerminalSafe, terminalSafe } from "../config/strings";
 import { CATALOG } from "../plan/catalog";
 import { HubError, withHubModel } from "../plan/hub";
+import { compareWithMeasured, MeasuredStartup } from "../plan/measured";
 
 const USAGE = `usage:
   pulumi-vllm plan --stack <name> [--dir <project dir>] [--json] [--no-measured]
@@ -166,6 +168,28 @@ export async function planFromFlags(flags: Record<string, string | boolean>, cwd
   return { plan: planOfStack(loaded, "command line"), loaded };
 }
 
+/**
+ * The stack's last measured startup figures (`pulumi stack output measured`), read with the
+ * `pulumi` on PATH in the project directory; undefined when there is no pulumi, no such stack,
+ * no output yet, or --no-measured. Optional: the plan never depends on it.
+ */
+export function readMeasured(stack: string, dir: string, env: NodeJS.ProcessEnv = process.env): MeasuredStartup | undefined {
+  // Quiet on every failure (no pulumi, no such stack in this backend, no output yet, a locked
+  // passphrase): the plan is the same without it, and its text must not depend on the machine.
+  try {
+    const text = execFileSync("pulumi", ["stack", "output", "measured", "--json", "--stack", stack, "--cwd", dir, "--non-interactive"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 30_000,
+      env,
+    });
+    const v = JSON.parse(text);
+    return v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length ? (v as MeasuredStartup) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function main(argv: string[], out = process.stdout, err = process.stderr, cwd = process.cwd()): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd !== "plan") {
@@ -179,9 +203,11 @@ export async function main(argv: string[], out = process.stdout, err = process.s
       return 0;
     }
     const { plan, stack, loaded } = await planFromFlags(flags, cwd);
+    const measured = stack !== undefined && !flags["no-measured"] ? readMeasured(stack, path.resolve(cwd, (flags.dir as string) ?? ".")) : undefined;
+    const vs = measured ? { measured, ...compareWithMeasured(plan.gpu, measured) } : undefined;
     // Nothing reaches the terminal raw: a bidi or zero-width character in a model's config.json (or
     // anywhere) would make the plan read differently from what runs.
-    out.write(flags.json ? jsonTerminalSafe(JSON.stringify(planJson(plan, stack), null, 2)) + "\n" : terminalSafe(renderPlanText(plan, loaded.config, stack)));
+    out.write(flags.json ? jsonTerminalSafe(JSON.stringify(planJson(plan, stack, vs), null, 2)) + "\n" : terminalSafe(renderPlanText(plan, loaded.config, stack, vs)));
     return plan.fits ? 0 : 2;
   } catch (e) {
     if (e instanceof ConfigError || e instanceof PlanError || e instanceof ServerArgsError) {

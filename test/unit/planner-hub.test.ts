@@ -24,7 +24,7 @@ let cache: string;
 let hub: StandinHub;
 const inCatalog = (id: string) => CATALOG.has(id.toLowerCase());
 
-function repo(id: string, files: Record<string, string | Buffer>): void {
+function repo(id: string, files: Record<string, string>): void {
   for (const [name, body] of Object.entries(files)) {
     const f = path.join(root, ...id.split("/"), name);
     fs.mkdirSync(path.dirname(f), { recursive: true });
