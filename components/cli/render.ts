@@ -63,6 +63,8 @@ export function renderPlanText(p: Plan, c: StackConfig, stack?: string, vs?: Mea
       c.topology === "slurm" ? ` per node x ${c.slurm.nodes} nodes` : ""
     }, TP ${c.serving.tensorParallel} x PP ${c.serving.pipelineParallel}, vLLM ${c.vllm.version}`,
   );
+  // a model outside the catalog: which config.json was planned (the Hub cache's, or model.configPath)
+  if (!/^https?:\/\//.test(p.model.source)) lines.push(`model config: ${p.model.source}`);
   lines.push("", "GPU memory, per GPU (busiest rank):");
   lines.push(
     table([

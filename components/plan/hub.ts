@@ -133,7 +133,7 @@ export async function fetchHubModel(o: HubOptions): Promise<HubModel> {
     const hit = commit ? readCached(cacheDir, repo, commit) : undefined;
     if (hit) return hit;
     throw new HubError(
-      `model.id: ${repo}${o.revision ? `@${rev}` : ""} is not in the catalog nor in the Hub cache (${cacheDir}), and the Hub is off (offline mode) -> plan once online to fill the cache, or set model.configPath to the model's config.json`,
+      `model.id: ${repo}${o.revision ? `@${rev}` : ""} is not in the catalog nor in the Hub cache (${cacheDir}), and the Hub is off (offline mode) -> plan once online to fill the cache, or set model.configPath (--model-config) to the model's config.json`,
     );
   }
 

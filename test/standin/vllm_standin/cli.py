@@ -176,6 +176,11 @@ def record(args, ver, workers=()):
         "time": time.time(),
         "parsed": {k: v for k, v in vars(args).items() if k != "api_key"},
     }
+    # The record replaces its file (os.replace): never a device or anything else that is not a
+    # regular file (VLLM_STANDIN_RECORD=/dev/null once replaced the machine's /dev/null).
+    if os.path.lexists(path) and not os.path.isfile(path):
+        log("WARNING", "standin", "VLLM_STANDIN_RECORD %s is not a regular file: no record written" % path)
+        return
     d = os.path.dirname(path) or "."
     os.makedirs(d, mode=0o700, exist_ok=True)
     tmp = "%s.%d.tmp" % (path, os.getpid())
