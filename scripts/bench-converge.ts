@@ -151,7 +151,7 @@ async function main() {
       const u = await timedUp(stack, port);
       const step = (n: string) => (u.steps[n] === undefined ? "-" : `${u.steps[n].toFixed(1)} s`);
       rows.push(
-        `${label.padEnd(26)} ${u.wall.toFixed(1).padStart(7)} s  ${u.failed ? "up failed, rolled back" : "up succeeded"}; install ${step("vllm-install")}, switch ${step("vllm-launch-unit")}, gate ${step("vllm-launch-readiness")}; /health unanswered ${u.down.toFixed(1)} s`,
+        `${label.padEnd(26)} ${u.wall.toFixed(1).padStart(7)} s  ${u.failed ? "up failed, rolled back" : "up succeeded"}; install ${step("vllm-vllm-install")}, switch ${step("vllm-launch-unit")}, gate ${step("vllm-launch-readiness")}; /health unanswered ${u.down.toFixed(1)} s`,
       );
     }
     await stack.destroy();
