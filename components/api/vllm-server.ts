@@ -90,6 +90,8 @@ export class VllmServer extends pulumi.ComponentResource {
   readonly plan!: pulumi.Output<PlanSummary>;
   /** The readiness gate's report (`ready: <url> serves <model> ...`): known once the server answered. */
   readonly ready!: pulumi.Output<string>;
+  /** The commit of the model repository the weights step downloaded (undefined when it downloads nothing). */
+  readonly modelCommit?: pulumi.Output<string>;
 
   constructor(name: string, args: VllmServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const planned = planOrThrow("single", args, `VllmServer ${name}`);
@@ -105,7 +107,7 @@ export class VllmServer extends pulumi.ComponentResource {
 
     const { apiKey, secrets } = serverSecrets(this, name, planned, args);
     const conn = args.connection;
-    const launch = singleHostSteps(this, name, {
+    const { launch, weights } = singleHostSteps(this, name, {
       config: c,
       plan: planned.plan,
       connection: connectionArgs(conn, process.cwd()),
@@ -126,7 +128,9 @@ export class VllmServer extends pulumi.ComponentResource {
     }
     this.plan = pulumi.output(planSummary(planned.plan));
     this.ready = readyLine(launch.readiness.command.stdout, /^ready: /);
+    this.modelCommit = weights?.commit;
     this.registerOutputs({
+      modelCommit: this.modelCommit,
       endpoint: this.endpoint,
       apiKey: this.apiKey,
       servedModelName: this.servedModelName,

@@ -17,7 +17,7 @@ describe("pulumi-vllm plan", () => {
     // from 0.20.0): exit 2, with the whole plan printed.
     const r = await run(["plan", "--stack", "rig"]);
     expect(r.code).toBe(2);
-    for (const s of ["GPU memory, per GPU", "KV cache", "RAM peak (load)", "Command:", "vllm serve Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "Host steps, in order:", "7. readiness", "Verdict: DOES NOT FIT."]) {
+    for (const s of ["GPU memory, per GPU", "KV cache", "RAM peak (load)", "Command:", "vllm serve Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "Time (estimates):", "Host steps, in order:", "6. weights: hf download Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "8. readiness", "Verdict: DOES NOT FIT."]) {
       expect(r.out).toContain(s);
     }
     expect(r.out).toMatch(/VLLM_API_KEY=\[secret/);
