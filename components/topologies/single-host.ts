@@ -7,8 +7,7 @@ import type { types } from "@pulumi/command";
 import type { SingleStackConfig } from "../config/schema";
 import { Plan, TOOLCHAIN_PACKAGES } from "../plan/plan";
 import { toMiB } from "../plan/host-memory";
-import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, VllmInstall, Weights } from "../host/steps";
-import { GiB } from "../plan/memory";
+import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, VllmInstall, Weights, weightsOfPlan } from "../host/steps";
 import { downloadsWeights } from "../plan/times";
 
 export interface SingleHostSteps {
@@ -62,18 +61,11 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
         `${name}-weights`,
         {
           ...common,
-          modelId: c.model.id,
-          revision: c.model.revision,
-          // The unit's HF_HOME (host.env may name another): vLLM looks for the files where they were put.
-          cacheDir: a.plan.launch.env.HF_HOME,
+          ...weightsOfPlan(c, a.plan),
           venvPath: c.host.venvPath,
-          hfEndpoint: a.plan.launch.env.HF_ENDPOINT,
-          checkpointBytes: Math.round(a.plan.gpu.checkpointGiB * GiB),
           // The unit runs as root (systemd's default): the cache stays root's, world-readable. A service
           // user for vLLM is named here, so that the cache becomes its.
           cacheOwner: undefined,
-          removeModelCache: c.host.removeModelCache,
-          timeLimitSeconds: a.plan.times.downloadTimeLimitMinutes * 60,
           secrets: a.secrets,
         },
         child([install]),

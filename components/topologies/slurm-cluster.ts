@@ -10,8 +10,7 @@ import type { Plan } from "../plan/plan";
 import { secretsFileOf } from "../plan/sbatch";
 import { HostStep, stdoutFacts } from "../host/host-step";
 import { scriptHash } from "../host/remote-command";
-import { UvVenv, VllmInstall, Weights } from "../host/steps";
-import { GiB } from "../plan/memory";
+import { UvVenv, VllmInstall, Weights, weightsOfPlan } from "../host/steps";
 import { downloadsWeights } from "../plan/times";
 
 export interface SlurmSteps {
@@ -65,19 +64,7 @@ export function slurmSteps(parent: pulumi.Resource, name: string, a: SlurmSteps)
   const weights = downloadsWeights(c)
     ? new Weights(
         `${name}-weights`,
-        {
-          ...common,
-          modelId: c.model.id,
-          revision: c.model.revision,
-          cacheDir: a.plan.launch.env.HF_HOME,
-          venvPath: s.sharedVenvPath,
-          hfEndpoint: a.plan.launch.env.HF_ENDPOINT,
-          checkpointBytes: Math.round(a.plan.gpu.checkpointGiB * GiB),
-          removeModelCache: c.host.removeModelCache,
-          timeLimitSeconds: a.plan.times.downloadTimeLimitMinutes * 60,
-          secrets: a.secrets,
-          stateDir,
-        },
+        { ...common, ...weightsOfPlan(c, a.plan), venvPath: s.sharedVenvPath, secrets: a.secrets, stateDir },
         child([install]),
       )
     : undefined;
