@@ -92,7 +92,7 @@ test("2. with the token: the weights step downloads with progress, the unit serv
 });
 
 test("3. the token is in no state, engine output, journal or process argv", async () => {
-  const exported = JSON.parse(execFileSync("pulumi", ["stack", "export", "--stack", stack.name], { cwd: REPO_ROOT, env: { ...process.env, ...ensureEngine() }, encoding: "utf8" }));
+  const exported = JSON.parse(execFileSync("pulumi", ["stack", "export", "--stack", stack.name], { cwd: REPO_ROOT, env: { ...process.env, ...ensureEngine() }, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 }));
   expect(pathsHolding(exported, TOKEN)).toEqual([]);
   expect(log.join("")).not.toContain(TOKEN);
   expect(await sshOk(sb, "journalctl --no-pager -o cat")).not.toContain(TOKEN);
