@@ -271,7 +271,7 @@ describe("the weights step", () => {
     await settle();
     const w = commandsOf("wts").find((c) => c.name === "wts-weights")!;
     const p = params(w.inputs.create);
-    for (const x of ["PV_MODEL_ID='Qwen/Qwen2.5-7B-Instruct'", "PV_CACHE_DIR='/data/hf'", "PV_VENV_PATH='/opt/pulumi-vllm/venv'", "PV_REMOVE_CACHE='1'", "PV_HF_ENDPOINT='https://hub.example.org'"]) expect(p).toContain(x);
+    for (const x of ["PV_MODEL_ID='Qwen/Qwen2.5-7B-Instruct'", "PV_CACHE_DIR='/data/hf'", "PV_VENV_PATH='/opt/pulumi-vllm/venvs/0.11.0-py3.12'", "PV_REMOVE_CACHE='1'", "PV_HF_ENDPOINT='https://hub.example.org'"]) expect(p).toContain(x);
     expect(p).toMatch(/PV_CHECKPOINT_BYTES='1[0-9]{10}'/); // ~15 GB of bf16 weights
     expect(p).toMatch(/PV_STEP_TIMEOUT='[0-9]+'/);
     expect(w.inputs.create).not.toContain("hf_componentToken123");
