@@ -1,5 +1,6 @@
 // `pulumi-vllm plan`: the plan of a stack (or of ad-hoc flags) without the
-// Pulumi engine and without touching any host.
+// Pulumi engine and without touching any host. The other commands (status,
+// logs, smoke) and the dispatch are in ops-commands.ts.
 //
 //   pulumi-vllm plan --stack rig [--dir .] [--json]
 //   pulumi-vllm plan --model <id> [--model-config config.json] --gpus <n> --gpu-memory-gib <g>
@@ -9,46 +10,44 @@
 //
 // Exit codes: 0 fits, 2 does not fit (the problems say what to change), 1 bad input.
 import * as path from "path";
-import { ConfigError, didYouMean } from "../config/errors";
+import { ConfigError } from "../config/errors";
 import { loadStackFile, LoadedConfig, parseStackConfig } from "../config/load";
 import { Plan, PlanError } from "../plan/plan";
 import { planVllmServer, planVllmSlurmServer, ServerArgsError } from "../api/plan-args";
 import { argsOfStackConfig, secretStandIns } from "../api/stack-config";
 import { renderPlanText, planJson } from "./render";
 import { jsonTerminalSafe, terminalSafe } from "../config/strings";
+import { parseFlags, ParseOptions, Writer } from "./flags";
+import { COMMAND_USAGE, runLogs, runSmoke, runStatus } from "./ops-commands";
 
-const USAGE = `usage:
+const PLAN_USAGE = `usage:
   pulumi-vllm plan --stack <name> [--dir <project dir>] [--json]
   pulumi-vllm plan --model <hf id> [--model-config config.json] --gpus <n> --gpu-memory-gib <g>
-      [--gpu-memory-utilization <u>] [--max-model-len <L>] [--quantization <q>] [--kv-cache-dtype <d>]
-      [--max-num-seqs <s>] [--max-num-batched-tokens <b>] [--tensor-parallel <n>] [--host-ram-gib <r>]
-      [--free-disk-gib <d>] [--vllm-version <v>] [--json]`;
+      [--gpu-name <name>] [--gpu-memory-utilization <u>] [--max-model-len <L>] [--quantization <q>]
+      [--kv-cache-dtype <d>] [--max-num-seqs <s>] [--max-num-batched-tokens <b>] [--tensor-parallel <n>]
+      [--host-ram-gib <r>] [--free-disk-gib <d>] [--vllm-version <v>] [--json]
 
-const VALUE_FLAGS = [
+The plan of a stack file (Pulumi.<name>.yaml) or of ad-hoc flags: memory per GPU, host RAM/swap/disk,
+the vllm serve command line, the host steps and the verdict. No engine, no host.
+  --stack <name>          read Pulumi.<name>.yaml in --dir (default: the current directory)
+  --model <id>            a Hugging Face id (org/name) from the catalog, or with --model-config
+  --model-config <file>   the model's config.json, for models not in the catalog
+  --gpus <n>              GPUs (tensor parallel defaults to it); --gpu-memory-gib: memory per GPU
+  --gpu-name <name>       e.g. "RTX 3090" (vLLM's scheduler defaults depend on the card)
+  --json                  machine-readable: fits, weightsGiB, kvCacheGiB, kvCacheTokens, maxModelLen, ...
+Exit codes: 0 fits, 2 does not fit (the problems say what to change), 1 bad input.`;
+
+export const PLAN_VALUE_FLAGS = [
   "stack", "dir", "model", "model-config", "gpus", "gpu-memory-gib", "gpu-memory-utilization", "max-model-len",
   "quantization", "kv-cache-dtype", "max-num-seqs", "max-num-batched-tokens", "tensor-parallel", "host-ram-gib",
   "free-disk-gib", "vllm-version", "gpu-name",
 ];
-const BOOL_FLAGS = ["json", "help"];
 
+/** The plan command's flags (util.parseArgs; errors say what to change). */
 export function parseArgs(args: string[]): Record<string, string | boolean> {
-  const out: Record<string, string | boolean> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith("--")) throw new ConfigError([`${a}: unexpected argument -> flags start with --\n${USAGE}`], "command line");
-    const [name, inline] = a.slice(2).split(/=(.*)/s, 2);
-    if (BOOL_FLAGS.includes(name)) {
-      out[name] = true;
-    } else if (VALUE_FLAGS.includes(name)) {
-      const v = inline ?? args[++i];
-      if (v === undefined) throw new ConfigError([`--${name}: needs a value`], "command line");
-      out[name] = v;
-    } else {
-      const guess = didYouMean(name, [...VALUE_FLAGS, ...BOOL_FLAGS]);
-      throw new ConfigError([`--${name}: unknown flag -> ${guess ? `did you mean --${guess}? ` : ""}see usage:\n${USAGE}`], "command line");
-    }
-  }
-  return out;
+  const options: ParseOptions = { json: { type: "boolean" }, help: { type: "boolean", short: "h" } };
+  for (const f of PLAN_VALUE_FLAGS) options[f] = { type: "string" };
+  return parseFlags(args, options, PLAN_USAGE) as Record<string, string | boolean>;
 }
 
 function num(flags: Record<string, string | boolean>, name: string): number | undefined {
@@ -117,16 +116,11 @@ export function planFromFlags(flags: Record<string, string | boolean>, cwd: stri
   return { plan: planOfStack(loaded, "command line"), loaded };
 }
 
-export async function main(argv: string[], out = process.stdout, err = process.stderr, cwd = process.cwd()): Promise<number> {
-  const [cmd, ...rest] = argv;
-  if (cmd !== "plan") {
-    err.write(`${cmd ? `unknown command ${cmd}\n` : ""}${USAGE}\n`);
-    return 1;
-  }
+export async function runPlan(rest: string[], out: Writer, err: Writer, cwd: string): Promise<number> {
   try {
     const flags = parseArgs(rest);
     if (flags.help) {
-      out.write(USAGE + "\n");
+      out.write(PLAN_USAGE + "\n");
       return 0;
     }
     const { plan, stack, loaded } = planFromFlags(flags, cwd);
@@ -141,4 +135,57 @@ export async function main(argv: string[], out = process.stdout, err = process.s
     }
     throw e;
   }
+}
+
+const COMMANDS: Record<string, { summary: string; usage: string; run: (rest: string[], out: Writer, err: Writer, cwd: string) => Promise<number> }> = {
+  plan: { summary: "the plan of a stack or of ad-hoc flags, before anything runs", usage: PLAN_USAGE, run: runPlan },
+  status: { summary: "each host step checked against what the stack made; drift and its repair", usage: COMMAND_USAGE.status, run: runStatus },
+  logs: { summary: "the server's journal (SLURM: the job's log), secrets redacted", usage: COMMAND_USAGE.logs, run: runLogs },
+  smoke: { summary: "list the models, one chat completion, one tool call, through a tunnel if needed", usage: COMMAND_USAGE.smoke, run: runSmoke },
+};
+
+export const USAGE = `usage: pulumi-vllm <command> [flags]    (pulumi-vllm <command> --help for its flags)
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`)
+  .join("\n")}
+
+  -h, --help      this text
+  -V, --version   the version of pulumi-vllm
+
+status, logs and smoke read the stack with the \`pulumi\` on your PATH (your backend, your login, your
+secrets passphrase or provider), in the project directory (--dir), and reach the host with the stack's
+own connection (pinned host key, jump host, sudo).`;
+
+/** This package's version (package.json next to the source or the compiled dist/). */
+export function version(): string {
+  for (const rel of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = require(path.join(__dirname, rel));
+      if (pkg.name === "pulumi-vllm") return pkg.version;
+    } catch {
+      /* the other layout */
+    }
+  }
+  return "unknown";
+}
+
+export async function main(argv: string[], out: Writer = process.stdout, err: Writer = process.stderr, cwd = process.cwd()): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === "--help" || cmd === "-h" || cmd === "help") {
+    const sub = cmd === "help" ? rest[0] : undefined;
+    out.write((sub && COMMANDS[sub] ? COMMANDS[sub].usage : USAGE) + "\n");
+    return 0;
+  }
+  if (cmd === "--version" || cmd === "-V") {
+    out.write(`pulumi-vllm ${version()}\n`);
+    return 0;
+  }
+  const c = cmd === undefined ? undefined : COMMANDS[cmd];
+  if (!c) {
+    err.write(`${cmd ? `unknown command ${terminalSafe(cmd)}\n` : ""}${USAGE}\n`);
+    return 1;
+  }
+  return c.run(rest, out, err, cwd);
 }
