@@ -23,3 +23,6 @@ export type { PlanSummary, PlannedServer } from "../components/api/plan-args";
 export type { Plan } from "../components/plan/plan";
 export { argsOfStackConfig, stackServerArgs, orRunError, definedOutputs } from "../components/api/stack-config";
 export type { StackServerArgs, StackSecrets } from "../components/api/stack-config";
+export { deployVllmStack, DeployError } from "../components/ops/deploy";
+export type { DeployVllmStackOptions, DeployVllmStackResult } from "../components/ops/deploy";
+export type { SmokeResult } from "../components/ops/smoke";
