@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import type { PulumiFn } from "@pulumi/pulumi/automation";
-import { planFromFlags } from "../cli/main";
+import { planFromFlags } from "../cli/plan";
 import { planJson } from "../cli/render";
 import { readStack } from "./state";
 import { smokeServer, SmokeResult } from "./smoke";

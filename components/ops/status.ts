@@ -235,8 +235,11 @@ function check(st: StepRecord, f: Record<string, string>, s: ServerRecord): { st
       const active = f["launch-unit.active"];
       const show = parseFacts((f["launch-unit.show"] ?? "").replace(/;/g, "\n"));
       if (active !== "active") drift.push(`${unit} is ${active || "unknown"}${show.SubState ? ` (${show.SubState})` : ""}`);
+      // The stack started it once; each restart since is a crash or an OOM kill systemd recovered from
+      // (or not yet: a model that loads for 40 minutes). Replacing the unit starts it afresh (count 0).
+      if (Number(show.NRestarts) > 0) drift.push(`${unit} was restarted ${show.NRestarts} time(s) by systemd after it died (a crash or an OOM kill: see pulumi-vllm logs)`);
       if (f["launch-unit.enabled"] !== "enabled") drift.push(`${unit} is ${f["launch-unit.enabled"] || "not"} enabled`);
-      ok.push(`${unit} active since ${show.ActiveEnterTimestamp || "?"}, restarts ${show.NRestarts ?? "?"}${show.DropInPaths ? `, drop-ins ${show.DropInPaths}` : ""}; unit and env file as rendered`);
+      ok.push(`${unit} active since ${show.ActiveEnterTimestamp || "?"}${show.DropInPaths ? `, drop-ins ${show.DropInPaths}` : ""}; unit and env file as rendered`);
       break;
     }
     case "readiness":

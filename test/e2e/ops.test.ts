@@ -117,13 +117,12 @@ describe.each(drifts)("drift: %s", (_what, step, make) => {
     const before = statusJson();
     expect({ code: before.code, drifted: before.drifted }).toEqual({ code: 3, drifted: [step] });
     expect(before.body.repair.slice(0, 4)).toEqual(["pulumi", "up", "--stack", STACK]);
-    const text = cli(["status", "--stack", STACK]);
-    expect(text.code).toBe(3);
-    expect(text.out).toMatch(new RegExp(`^  DRIFTED +${step} `, "m"));
-    expect(text.out).toMatch(/drift found\. To re-converge, run:\n {2}pulumi up --stack \S+ --replace /);
     const t0 = Date.now();
     const repair = cli(["status", "--stack", STACK, "--repair", "--yes"]);
     if (repair.code !== 0) throw new Error(`repair exited ${repair.code}:\n${repair.out}\n${repair.err}`);
+    // the text report first: the drifted step and the command, then the repair's run and the new report
+    expect(repair.out).toMatch(new RegExp(`^  DRIFTED +${step} `, "m"));
+    expect(repair.out).toMatch(/drift found\. To re-converge, run:\n {2}pulumi up --stack \S+ --replace /);
     expect(repair.out).toMatch(/after the repair:/);
     process.stderr.write(`[ops-timing] repair of ${step} ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
     const after = statusJson();

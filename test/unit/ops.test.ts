@@ -92,6 +92,7 @@ test("status: all ok exits 0; each kind of drift names exactly its step, exits 3
     [{ "launch-unit.env_stat": "644 root" }, "launch-unit", /mode\/owner 644 root/],
     [{ "launch-unit.active": "activating", "ready.health": "000", "ready.models_code": "000" }, "launch-unit", /is activating/],
     [{ "ready.health": "503" }, "readiness", /HTTP 503/],
+    [{ "launch-unit.show": "SubState=running;NRestarts=1;" }, "launch-unit", /restarted 1 time\(s\) by systemd/],
   ];
   for (const [patch, step, why] of cases) {
     const st = evaluate(s, { ...healthyFacts(), ...patch }, "t");
