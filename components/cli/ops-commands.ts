@@ -92,8 +92,9 @@ export async function runStatus(rest: string[], out: Writer, err: Writer, cwd: s
       return 1;
     }
     const after = await stackStatus(t, flags.server as string | undefined);
-    out.write("after the repair:\n" + terminalSafe(renderStatus(after.statuses)));
-    return exitCodeOf(after.statuses);
+    const afterCode = exitCodeOf(after.statuses);
+    out.write("after the repair:\n" + terminalSafe(renderStatus(after.statuses)) + (afterCode === 0 ? "all steps ok\n" : ""));
+    return afterCode;
   });
 }
 
