@@ -106,7 +106,8 @@ test("day two on SLURM: status shows the running job (exit 0), smoke passes thro
   expect(status.status).toBe(0);
   const body = JSON.parse(status.stdout);
   expect(body.servers[0].steps.map((x: { step: string; state: string }) => `${x.step} ${x.state}`)).toEqual(["uv-venv ok", "vllm-install ok", "slurm-job ok", "slurm-readiness ok"]);
-  expect(body.servers[0].job).toMatchObject({ id: firstJob, state: "RUNNING", node: expect.stringContaining(c.nodes[0].hostname) });
+  // the job's node list as SLURM prints it (both nodes, compressed: name-n[1-2])
+  expect(body.servers[0].job).toMatchObject({ id: firstJob, state: "RUNNING", node: (await loginOk(c, `squeue -h -j ${firstJob} -o %N`)).trim(), timeLeft: expect.stringMatching(/^\d+:\d+$/) });
   const smoke = cli(["smoke"]);
   expect(smoke.status).toBe(0);
   expect(smoke.stdout).toMatch(new RegExp(`through ssh -L \\d+:${c.nodes[0].hostname}:${PORT}`));

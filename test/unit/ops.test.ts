@@ -146,3 +146,31 @@ test("CLI: --help and -h exit 0 and list every command; --version; unknown comma
   expect(await run(["status", "--stack", "x", "--yes"])).toMatchObject({ code: 1, err: expect.stringMatching(/--yes: only means something with --repair/) });
   expect(await run(["logs", "--stack", "x", "-n", "zero"])).toMatchObject({ code: 1, err: expect.stringMatching(/--lines: "zero" is not a whole number/) });
 });
+
+test("ssh: the pinned host key only, the stack's key in a 0600 file removed on close, a jump host with its own pin", () => {
+  const { SshSession } = require("../../components/ops/ssh");
+  const fs = require("fs");
+  const s = new SshSession({ host: "10.0.0.5", port: 2222, user: "ubuntu", privateKey: "KEY", hostKey: "ssh-ed25519 AAAAtarget", proxy: { host: "bastion", port: 22, user: "jump", hostKey: "ssh-ed25519 AAAAjump" } });
+  try {
+    const args: string[] = s.args;
+    expect(args.slice(-1)).toEqual(["10.0.0.5"]);
+    expect(args).toEqual(expect.arrayContaining(["-p", "2222", "-l", "ubuntu", "StrictHostKeyChecking=yes"]));
+    const kh = args.find((a) => a.startsWith("UserKnownHostsFile="))!.split("=")[1];
+    expect(fs.readFileSync(kh, "utf8")).toBe("[10.0.0.5]:2222 ssh-ed25519 AAAAtarget\n");
+    const key = args[args.indexOf("-i") + 1];
+    expect(fs.statSync(key).mode & 0o777).toBe(0o600);
+    expect(args.join(" ")).not.toContain("KEY\n");
+    const proxy = args.find((a) => a.startsWith("ProxyCommand="))!;
+    // the jump host: its own known_hosts, the target's key (none of its own), -W to the target
+    expect(proxy).toMatch(/^ProxyCommand=ssh .*'-l' 'jump' '-W' %h:%p 'bastion'$/);
+    const jumpKh = /UserKnownHostsFile=([^']+)/.exec(proxy.slice(proxy.indexOf("jump.known_hosts") - 200))![1];
+    expect(fs.readFileSync(jumpKh, "utf8")).toBe("bastion ssh-ed25519 AAAAjump\n");
+    expect(s.warnings).toEqual([]);
+  } finally {
+    s.close();
+  }
+  expect(fs.existsSync(s.args[s.args.indexOf("-i") + 1])).toBe(false);
+  const open = new SshSession({ host: "h", port: 22, user: "root" });
+  open.close();
+  expect(open.warnings.join()).toMatch(/no pinned host key/);
+});
