@@ -78,7 +78,7 @@ function listFiles(dir: string): RepoFile[] {
       const full = join(d, entry.name);
       if (entry.isDirectory()) walk(full);
       else if (entry.isFile()) {
-        const bytes = readFileSync(full);
+        const bytes = new Uint8Array(readFileSync(full)); // a plain Uint8Array: @types/node 20.9 under TS 5.9 refuses a Buffer as BinaryLike
         out.push({
           path: relative(dir, full).split(sep).join("/"),
           size: bytes.length,
