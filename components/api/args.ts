@@ -94,6 +94,8 @@ export interface ModelArgs {
   configPath?: string;
   /** Parameter count in billions, for a model given by configPath when its config cannot tell. Defaults to an estimate. */
   paramsB?: number;
+  /** Exact size of the checkpoint's weights in bytes (model.safetensors.index.json metadata.total_size); `withHubModel` fills it for models outside the catalog. Defaults to the estimate from the parameters. */
+  checkpointBytes?: number;
   /** Run the Python code of the model repository (--trust-remote-code). Needs a pinned revision or acknowledgeRemoteCode. Defaults to false. */
   trustRemoteCode?: boolean;
   /** Accept running unpinned remote code: whoever can push to the model repository can then run code on the host. Defaults to false. */

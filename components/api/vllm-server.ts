@@ -8,6 +8,7 @@ import { connectionArgs, sudoFor } from "../host/connection";
 import { singleHostSteps } from "../topologies/single-host";
 import type { StackConfig } from "../config/schema";
 import type { VllmServerArgs } from "./args";
+import { MeasuredStartup, measuredOfReadiness } from "../plan/measured";
 import { PlannedServer, planServer, PlanSummary, planSummary, ServerArgsError, Topology } from "./plan-args";
 
 /** The name the stack program of releases up to 0.1.0 gave its one server: its old URNs get aliases. */
@@ -90,6 +91,11 @@ export class VllmServer extends pulumi.ComponentResource {
   readonly plan!: pulumi.Output<PlanSummary>;
   /** The readiness gate's report (`ready: <url> serves <model> ...`): known once the server answered. */
   readonly ready!: pulumi.Output<string>;
+  /**
+   * What vLLM itself reported at its last start (weights loaded, available KV memory, KV cache tokens,
+   * maximum concurrency, CUDA graph memory), to hold next to `plan`; undefined when its log had none.
+   */
+  readonly measured!: pulumi.Output<MeasuredStartup | undefined>;
 
   constructor(name: string, args: VllmServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const planned = planOrThrow("single", args, `VllmServer ${name}`);
@@ -126,6 +132,7 @@ export class VllmServer extends pulumi.ComponentResource {
     }
     this.plan = pulumi.output(planSummary(planned.plan));
     this.ready = readyLine(launch.readiness.command.stdout, /^ready: /);
+    this.measured = pulumi.unsecret(launch.readiness.command.stdout).apply(measuredOfReadiness);
     this.registerOutputs({
       endpoint: this.endpoint,
       apiKey: this.apiKey,
@@ -134,6 +141,7 @@ export class VllmServer extends pulumi.ComponentResource {
       tunnel: this.tunnel,
       plan: this.plan,
       ready: this.ready,
+      measured: this.measured,
     });
   }
 }

@@ -210,6 +210,8 @@ export const Model = z
     configPath: localPath().optional(),
     /** Parameter count in billions, for a model given by configPath when its config cannot tell. Defaults to the estimate from config.json. */
     paramsB: real({ gt: 0, max: 100000, example: 7 }).optional(),
+    /** Exact size of the checkpoint's weights in bytes (model.safetensors.index.json metadata.total_size). Filled from the Hub for models outside the catalog; defaults to the estimate from the parameters. */
+    checkpointBytes: real({ gt: 0, max: 1e15, example: 16060522496 }).optional(),
     /** Run the Python code of the model repository (vLLM --trust-remote-code). Needs a pinned revision or acknowledgeRemoteCode. Defaults to false. */
     trustRemoteCode: bool().default(false),
     /** Accept running unpinned remote code: whoever can push to the model repository can then run code on the host. Defaults to false. */

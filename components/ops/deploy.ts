@@ -41,18 +41,18 @@ export interface DeployVllmStackResult {
 export class DeployError extends Error {}
 
 /** The plan of a stack driven by a pulumi-vllm stack file; undefined for a program of its own. */
-function planOfStackFile(workDir: string, stack: string) {
+async function planOfStackFile(workDir: string, stack: string) {
   const file = path.join(workDir, `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(file)) return undefined;
   const doc = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
   if (!doc.config || !("pulumi-vllm:topology" in doc.config)) return undefined;
-  const { plan } = planFromFlags({ stack, dir: workDir }, workDir);
+  const { plan } = await planFromFlags({ stack, dir: workDir }, workDir);
   return planJson(plan, stack);
 }
 
 /** plan -> preview -> up -> smoke for one stack; throws DeployError when the plan does not fit or a smoke check fails. */
 export async function deployVllmStack(o: DeployVllmStackOptions): Promise<DeployVllmStackResult> {
-  const plan = planOfStackFile(o.workDir, o.stackName);
+  const plan = await planOfStackFile(o.workDir, o.stackName);
   if (plan && !plan.fits) throw new DeployError(`stack ${o.stackName} does not fit:\n${plan.problems.map((p) => `  - ${p}`).join("\n")}`);
   // Loaded here, not at import: importing the library stays free of the Automation API.
   const { LocalWorkspace } = await import("@pulumi/pulumi/automation");

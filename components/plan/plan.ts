@@ -191,13 +191,29 @@ export function suggestFixes(c: StackConfig, arch: ModelArch, base: GpuPlanInput
   return fixes;
 }
 
+/**
+ * V0's scheduler refuses a batch budget below the context when chunked prefill is off
+ * (SchedulerConfig._verify_args, vllm/config.py 0.6.0 ... vllm/config/scheduler.py 0.11.0):
+ * "max_num_batched_tokens (B) is smaller than max_model_len (L). ... Please increase
+ * max_num_batched_tokens or decrease max_model_len." V1 always chunks prefill.
+ */
+export function v0BatchedTokensProblem(c: StackConfig, arch: ModelArch, gpu: GpuPlan, input: GpuPlanInput, maxModelLen: number): string | undefined {
+  if (gpu.engine !== "V0" || maxModelLen <= 0 || input.maxNumBatchedTokens >= maxModelLen) return undefined;
+  const extra = c.serving.extraArgs;
+  const flagOn = extra.some((a) => a === "--enable-chunked-prefill" || /^--enable-chunked-prefill=(true|1)$/i.test(a));
+  const auto = schedulerDefaults(c.hardware.gpuMemoryGiB, c.hardware.gpuName, c.vllm.version, { engine: "V0", maxModelLen, arch }).chunkedPrefill;
+  if (flagOn || auto) return undefined;
+  const b = input.maxNumBatchedTokens;
+  return `serving.maxNumBatchedTokens: ${b} is below maxModelLen ${maxModelLen}, and vLLM ${c.vllm.version} runs the V0 engine here without chunked prefill: it refuses to start ("max_num_batched_tokens (${b}) is smaller than max_model_len (${maxModelLen})") -> set serving.maxNumBatchedTokens to ${maxModelLen} or more, or serving.maxModelLen to ${b} or less, or add --enable-chunked-prefill to serving.extraArgs`;
+}
+
 export function makePlan(loaded: LoadedConfig): Plan {
   const c = loaded.config;
   let arch: ModelArch;
   const jsonProblems = c.model.configPath ? modelConfigProblems(c.model.configPath) : [];
   if (jsonProblems.length) throw new PlanError(jsonProblems);
   try {
-    arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB);
+    arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB, c.model.checkpointBytes);
   } catch (e) {
     if (e instanceof UnknownModelError) throw new PlanError([e.message]);
     throw e;
@@ -246,6 +262,8 @@ export function makePlan(loaded: LoadedConfig): Plan {
     );
   }
   const maxModelLen = gpu.maxModelLenAsked ?? autoLen ?? autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
+  const v0Refusal = v0BatchedTokensProblem(c, arch, gpu, input, maxModelLen);
+  if (v0Refusal) problems.push(v0Refusal);
   if (gpu.maxConcurrency > 0 && gpu.maxConcurrency < 1 && problems.length === 0) {
     warnings.push(`serving: only ${gpu.maxConcurrency} requests of ${maxModelLen} tokens fit at once`);
   }

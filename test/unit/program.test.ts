@@ -65,10 +65,12 @@ describe("index.ts for a single-host stack", () => {
   let program: Record<string, any>;
   beforeAll(async () => {
     setConfig();
-    program = await import("../../index");
+    // index.ts exports a promise of its outputs: the Hub fetch runs while the config loads.
+    const mod: any = await import("../../index");
+    program = await (mod.default ?? mod);
     await outputValue(program.apiKey);
     await new Promise((r) => setTimeout(r, 200));
-  });
+  }, 60_000);
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   // each command is named after its step component: <server>-<step>, the launch unit's two under <server>-launch
