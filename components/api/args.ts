@@ -76,6 +76,8 @@ export interface HardwareArgs {
   cpuCores?: number;
   /** Memory other processes (a desktop, Xorg) hold on each GPU, in GiB. Defaults to 0. */
   gpuMemoryInUseGiB?: number;
+  /** MB/s the host downloads from the Hugging Face Hub at, for the plan's download estimate and the weights step's time limit. Defaults to 50. */
+  downloadMBps?: number;
 }
 
 /** The model to serve. All plain. */
@@ -100,6 +102,8 @@ export interface ModelArgs {
   trustRemoteCode?: boolean;
   /** Accept running unpinned remote code: whoever can push to the model repository can then run code on the host. Defaults to false. */
   acknowledgeRemoteCode?: boolean;
+  /** Download the weights in a step of their own before vLLM starts (resumable, disk checked first; vLLM then starts offline); false leaves it to vLLM's first start. Defaults to true. */
+  download?: boolean;
 }
 
 /** How vLLM serves. All plain. */
@@ -199,7 +203,7 @@ export interface HostArgs {
   venvPath?: string;
   /** HF_HOME on the host: model weights land here and are kept on destroy. Defaults to "/var/cache/pulumi-vllm/huggingface". */
   cacheDir?: string;
-  /** Not implemented yet: only false is accepted (destroy keeps the model cache). Defaults to false. */
+  /** Destroy (and a change of model) removes the models the weights step downloaded into cacheDir, never models that were there before. Defaults to false (destroy keeps the weights). */
   removeModelCache?: boolean;
   /** The systemd unit's name. Defaults to "vllm.service". */
   unitName?: string;
@@ -209,7 +213,7 @@ export interface HostArgs {
    * of another size at swap.path; resized, destroy leaves it). Anything else that is there is refused. Defaults to [].
    */
   adopt?: ("unit" | "venv" | "swap")[];
-  /** Minutes `pulumi up` waits for /health and /v1/models. Defaults to 60. */
+  /** Minutes `pulumi up` waits for /health and /v1/models: loading and compiling (the weights step downloads before). Defaults to 60. */
   readinessTimeoutMinutes?: number;
   /** Non-secret environment for the server, merged over the rendered one. Defaults to {}. */
   env?: Record<string, string>;

@@ -91,6 +91,8 @@ export class VllmServer extends pulumi.ComponentResource {
   readonly plan!: pulumi.Output<PlanSummary>;
   /** The readiness gate's report (`ready: <url> serves <model> ...`): known once the server answered. */
   readonly ready!: pulumi.Output<string>;
+  /** The commit of the model repository the weights step downloaded (undefined when it downloads nothing). */
+  readonly modelCommit?: pulumi.Output<string>;
   /**
    * What vLLM itself reported at its last start (weights loaded, available KV memory, KV cache tokens,
    * maximum concurrency, CUDA graph memory), to hold next to `plan`; undefined when its log had none.
@@ -111,7 +113,7 @@ export class VllmServer extends pulumi.ComponentResource {
 
     const { apiKey, secrets } = serverSecrets(this, name, planned, args);
     const conn = args.connection;
-    const launch = singleHostSteps(this, name, {
+    const { launch, weights } = singleHostSteps(this, name, {
       config: c,
       plan: planned.plan,
       connection: connectionArgs(conn, process.cwd()),
@@ -132,8 +134,10 @@ export class VllmServer extends pulumi.ComponentResource {
     }
     this.plan = pulumi.output(planSummary(planned.plan));
     this.ready = readyLine(launch.readiness.command.stdout, /^ready: /);
+    this.modelCommit = weights?.commit;
     this.measured = pulumi.unsecret(launch.readiness.command.stdout).apply(measuredOfReadiness);
     this.registerOutputs({
+      modelCommit: this.modelCommit,
       endpoint: this.endpoint,
       apiKey: this.apiKey,
       servedModelName: this.servedModelName,

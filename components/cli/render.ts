@@ -39,6 +39,7 @@ export function planJson(p: Plan, stack?: string, vs?: MeasuredView) {
       commandLine: p.launch.argv.map(shellQuote).join(" "),
       maxModelLen: p.launch.maxModelLen,
     },
+    times: p.times,
     steps: p.steps,
     batchScript: p.batchScript ?? null,
     // vLLM's own figures at the stack's last start, and the plan's error against each
@@ -91,6 +92,22 @@ export function renderPlanText(p: Plan, c: StackConfig, stack?: string, vs?: Mea
       ["RAM peak (load)", `${gib(h.peakRamGiB)}  (${Object.entries(h.breakdown).map(([k, v]) => `${k} ${v}`).join(", ")})`],
       ["RAM + swap", `${c.hardware.hostRamGiB} + ${h.swapGiB} GiB${h.swapNeededGiB ? ` (swap needed: ${h.swapNeededGiB} GiB)` : ""}`],
       ["disk", `${gib(h.diskNeededGiB)} needed of ${c.hardware.freeDiskGiB} GiB free`],
+    ]),
+  );
+  const t = p.times;
+  lines.push("", "Time (estimates):");
+  lines.push(
+    table([
+      [
+        "download",
+        t.download === "local"
+          ? "none: model.id is a path on the host"
+          : `~${t.downloadMinutes} min  (${round(p.gpu.checkpointGiB).toFixed(2)} GiB at ${t.downloadMBps} MB/s, hardware.downloadMBps; ${
+              t.download === "step" ? `the weights step, time limit ${t.downloadTimeLimitMinutes} min` : "by vLLM inside the readiness wait: model.download is false"
+            })`,
+      ],
+      ["load + compile", `~${round(t.loadMinutes + t.compileMinutes, 1)} min  (load ~${t.loadMinutes}, compile ~${t.compileMinutes})`],
+      ["readiness wait", `up to ${c.host.readinessTimeoutMinutes} min (host.readinessTimeoutMinutes) for ~${t.readinessMinutes} min`],
     ]),
   );
   lines.push("", "Command:", "  " + p.launch.argv.map(shellQuote).join(" "));

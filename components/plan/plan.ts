@@ -13,6 +13,7 @@ import { Launch, renderLaunch, versionedValues } from "./launch";
 import { checkForVersion, compareVersions } from "./vllm-versions";
 import { atLeast, versionWarnings } from "./version";
 import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
+import { planTimes, TimePlan } from "./times";
 
 /** vLLM's JIT needs a compiler and headers (seed 001: "JIT failed" until python3-dev and libnuma-dev); the steps need curl. */
 export const TOOLCHAIN_PACKAGES = ["build-essential", "python3-dev", "libnuma-dev", "pkg-config", "curl", "ca-certificates"];
@@ -31,6 +32,8 @@ export interface Plan {
   problems: string[];
   warnings: string[];
   launch: Launch;
+  /** How long the download and the load + compile take (estimates). */
+  times: TimePlan;
   steps: Step[];
   /** topology slurm: the batch script that will be submitted */
   batchScript?: string;
@@ -297,6 +300,14 @@ export function makePlan(loaded: LoadedConfig): Plan {
     );
   }
 
+  const times = planTimes(c, gpu.checkpointGiB);
+  if (times.readinessMinutes > c.host.readinessTimeoutMinutes) {
+    warnings.push(
+      `host.readinessTimeoutMinutes: ${c.host.readinessTimeoutMinutes} min may be too short: ${
+        times.download === "vllm" ? `vLLM downloads (~${times.downloadMinutes} min at ${times.downloadMBps} MB/s, model.download is false), loads` : "loading"
+      } and compiling take ~${times.readinessMinutes} min by the plan's estimate -> raise it to ${Math.ceil(times.readinessMinutes * 1.5)}`,
+    );
+  }
   const launch = renderLaunch(c, arch, {
     maxModelLen,
     maxNumSeqs: input.maxNumSeqs,
@@ -330,19 +341,39 @@ export function makePlan(loaded: LoadedConfig): Plan {
     problems,
     warnings,
     launch,
-    steps: planSteps(c, host),
+    times,
+    steps: planSteps(c, host, times, gpu.checkpointGiB),
     batchScript: c.topology === "slurm" ? renderBatchScript({ config: c, launch, secretsFile: secretsFileOf(c) }) : undefined,
   };
 }
 
-export function planSteps(c: StackConfig, host: HostPlan): Step[] {
+/** The weights step's line of the plan, or none when nothing is downloaded before vLLM starts. */
+function weightsStep(c: StackConfig, times: TimePlan, checkpointGiB: number, cacheDir: string): Step[] {
+  if (times.download !== "step") return [];
+  return [
+    {
+      name: "weights",
+      what: `hf download ${c.model.id} at ${c.model.revision ?? "main"} into ${cacheDir} (~${round(checkpointGiB)} GiB, ~${times.downloadMinutes} min at ${times.downloadMBps} MB/s; resumable, free disk checked first), then vLLM starts with HF_HUB_OFFLINE=1${
+        c.host.removeModelCache ? "; destroy removes what it downloaded" : "; kept on destroy"
+      }`,
+    },
+  ];
+}
+
+/** The readiness line's estimate. */
+function readinessEstimate(times: TimePlan): string {
+  return `load ~${times.loadMinutes} min + compile ~${times.compileMinutes} min${times.download === "vllm" ? ` + vLLM's own download ~${times.downloadMinutes} min` : ""} estimated`;
+}
+
+export function planSteps(c: StackConfig, host: HostPlan, times: TimePlan, checkpointGiB: number): Step[] {
   if (c.topology === "slurm") {
     return [
       { name: "uv-venv", what: `uv ${c.vllm.uvVersion} and a Python ${c.vllm.python} venv at ${c.slurm.sharedVenvPath} (shared filesystem, via the login node)` },
       { name: "vllm-install", what: `${c.vllm.package.replace("{version}", c.vllm.version)} into that venv` },
+      ...weightsStep(c, times, checkpointGiB, `${c.slurm.sharedCacheDir}/huggingface`),
       { name: "job-secrets", what: "API key and HF token into a 0600 file on the shared filesystem" },
       { name: "slurm-job", what: `sbatch on ${c.slurm.partition}: ${c.slurm.nodes} node(s) x ${c.slurm.gpusPerNode} GPUs, ${c.slurm.launcher} launch; waits until it runs` },
-      { name: "readiness", what: `waits for /health and /v1/models on the head node (through the login node), up to ${c.host.readinessTimeoutMinutes} min` },
+      { name: "readiness", what: `waits for /health and /v1/models on the head node (through the login node), up to ${c.host.readinessTimeoutMinutes} min (${readinessEstimate(times)})` },
     ];
   }
   const steps: Step[] = [
@@ -359,8 +390,9 @@ export function planSteps(c: StackConfig, host: HostPlan): Step[] {
   steps.push(
     { name: "uv-venv", what: `uv ${c.vllm.uvVersion} and a Python ${c.vllm.python} venv at ${c.host.venvPath}` },
     { name: "vllm-install", what: `${c.vllm.package.replace("{version}", c.vllm.version)} into the venv` },
+    ...weightsStep(c, times, checkpointGiB, c.host.cacheDir),
     { name: "launch-unit", what: `systemd unit ${c.host.unitName} running vllm serve; secrets in a 0600 environment file` },
-    { name: "readiness", what: `waits for /health and /v1/models, up to ${c.host.readinessTimeoutMinutes} min, with progress from the journal` },
+    { name: "readiness", what: `waits for /health and /v1/models, up to ${c.host.readinessTimeoutMinutes} min (${readinessEstimate(times)}), with progress from the journal` },
   );
   return steps;
 }

@@ -15,7 +15,7 @@ describe("pulumi-vllm plan", () => {
   test("--stack rig prints the memory table, host, command, environment and steps", async () => {
     const r = await run(["plan", "--stack", "rig"]);
     expect(r.code).toBe(0);
-    for (const s of ["GPU memory, per GPU", "KV cache", "RAM peak (load)", "Command:", "vllm serve Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "Host steps, in order:", "7. readiness", "Verdict: fits."]) {
+    for (const s of ["GPU memory, per GPU", "KV cache", "RAM peak (load)", "Command:", "vllm serve Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "Time (estimates):", "Host steps, in order:", "6. weights: hf download Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "8. readiness", "Verdict: fits."]) {
       expect(r.out).toContain(s);
     }
     expect(r.out).toMatch(/VLLM_API_KEY=\[secret/);

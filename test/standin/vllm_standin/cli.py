@@ -25,6 +25,11 @@ Environment:
                              keeps its output lines bounded)
   VLLM_STANDIN_LENIENT=1     accept unknown flags (removed flags still refused)
   VLLM_STANDIN_VERSION       version when run from the source tree
+  HF_HUB_OFFLINE=1           like vLLM offline: the model's files must already
+                             be in the Hugging Face cache (HF_HUB_CACHE, else
+                             HF_HOME/hub) at --revision (default main), or the
+                             start fails the way vLLM's does; what was found is
+                             recorded under "weights"
   VLLM_STANDIN_WEIGHTS_GIB   the startup figures it reports, in the log formats of
   VLLM_STANDIN_KV_GIB        its own version (memory_lines below; default 0):
   VLLM_STANDIN_KV_TOKENS     weights loaded, available KV memory, KV cache tokens,
@@ -40,6 +45,7 @@ version that removed them.
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -161,9 +167,41 @@ def normalize(argv):
     return out
 
 
-def record(args, ver, workers=()):
+def cached_weights(args):
+    """With HF_HUB_OFFLINE=1, the snapshot of the model in the Hugging Face cache
+    (as huggingface_hub resolves it offline: refs/<revision> -> snapshots/<commit>),
+    or an error string when it is not there. None when not offline or a local path."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes", "on"):
+        return None
+    model = args.model_tag or args.model
+    if model.startswith("/"):
+        return None
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub")
+    repo = os.path.join(hub, "models--" + model.replace("/", "--"))
+    rev = getattr(args, "revision", None) or "main"
+    commit = rev
+    if not re.match(r"^[0-9a-f]{40}$", rev):
+        try:
+            with open(os.path.join(repo, "refs", rev)) as f:
+                commit = f.read().strip()
+        except OSError:
+            return "no refs/%s of %s in %s" % (rev, model, hub)
+    snap = os.path.join(repo, "snapshots", commit)
+    if not os.path.isfile(os.path.join(snap, "config.json")):
+        return "no config.json of %s at %s" % (model, snap)
+    files = []
+    for d, _, names in os.walk(snap):
+        for n in names:
+            p = os.path.join(d, n)
+            files.append({"path": os.path.relpath(p, snap), "size": os.path.getsize(p)})
+    return {"offline": True, "hubCache": hub, "snapshot": snap, "commit": commit, "files": sorted(files, key=lambda x: x["path"])}
+
+
+def record(args, ver, workers=(), weights=None):
     path = os.environ.get("VLLM_STANDIN_RECORD", "/var/lib/vllm-standin/record.json")
     data = {
+        "weights": weights,
         "workers": list(workers),
         "standin": True,
         "version": ver,
@@ -535,7 +573,12 @@ def main(argv=None):
         if args.headless:
             return headless_worker(args)
         workers = wait_for_workers(args, nnodes)
-    record(args, ver, workers)
+    weights = cached_weights(args)
+    if isinstance(weights, str):
+        log("ERROR", "config.py:1302", "OSError: We couldn't connect to 'https://huggingface.co' to load the files, "
+                                       "and couldn't find them in the cached files (HF_HUB_OFFLINE=1; stand-in: %s)" % weights)
+        return 1
+    record(args, ver, workers, weights)
 
     def on_term(signum, _frame):
         log("INFO", "launcher.py:110", "Shutting down FastAPI HTTP server (signal %d)." % signum)
