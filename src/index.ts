@@ -27,3 +27,6 @@ export type { HubModel, HubOptions } from "../components/plan/hub";
 export { checkpointBytesOf } from "../components/plan/memory";
 export type { MeasuredStartup } from "../components/plan/measured";
 export type { StackServerArgs, StackSecrets } from "../components/api/stack-config";
+export { deployVllmStack, DeployError } from "../components/ops/deploy";
+export type { DeployVllmStackOptions, DeployVllmStackResult } from "../components/ops/deploy";
+export type { SmokeResult } from "../components/ops/smoke";

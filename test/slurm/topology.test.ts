@@ -11,6 +11,7 @@ import { spawnSync } from "child_process";
 import { Stack } from "@pulumi/pulumi/automation";
 import { bootCluster, loginOk, reapOrphanClusters, sacctState, shutdownCluster, SlurmCluster } from "./cluster";
 import { changesOf, openStack, removeStack } from "../e2e/engine";
+import { REPO_ROOT } from "../host/sandbox";
 import { STANDIN_DIR } from "../standin/fixtures";
 
 jest.setTimeout(30 * 60 * 1000);
@@ -97,6 +98,25 @@ test("a second up changes nothing and keeps the job", async () => {
   const r = await up();
   expect(Object.keys(r.summary.resourceChanges ?? {}).filter((k) => k !== "same")).toEqual([]);
   expect((await stack.outputs()).jobId.value).toBe(firstJob);
+});
+
+test("day two on SLURM: status shows the running job (exit 0), smoke passes through the login node, logs is the job's log, redacted", async () => {
+  const key = String((await stack.outputs()).apiKey.value);
+  const cli = (args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, "bin", "pulumi-vllm.js"), ...args, "--stack", stack.name], { cwd: REPO_ROOT, env: process.env, encoding: "utf8" });
+  const status = cli(["status", "--json"]);
+  expect(status.status).toBe(0);
+  const body = JSON.parse(status.stdout);
+  expect(body.servers[0].steps.map((x: { step: string; state: string }) => `${x.step} ${x.state}`)).toEqual(["uv-venv ok", "vllm-install ok", "slurm-job ok", "slurm-readiness ok"]);
+  // the job's node list as SLURM prints it (both nodes, compressed: name-n[1-2])
+  expect(body.servers[0].job).toMatchObject({ id: firstJob, state: "RUNNING", node: (await loginOk(c, `squeue -h -j ${firstJob} -o %N`)).trim(), timeLeft: expect.stringMatching(/^\d+:\d+$/) });
+  const smoke = cli(["smoke"]);
+  expect(smoke.status).toBe(0);
+  expect(smoke.stdout).toMatch(new RegExp(`through ssh -L \\d+:${c.nodes[0].hostname}:${PORT}`));
+  expect(smoke.stdout).toMatch(/ok {2}chat: /);
+  const logs = cli(["logs", "-n", "400"]);
+  expect(logs.status).toBe(0);
+  expect(logs.stdout).toMatch(/node rank 1 joined from/);
+  expect(logs.stdout + logs.stderr + smoke.stdout + status.stdout).not.toContain(key);
 });
 
 test("a config change replaces the job: the old one is cancelled, the new one runs", async () => {
