@@ -122,7 +122,7 @@ pid=$(systemctl show -p MainPID --value earlyoom.service 2>/dev/null)
   add(
     stepOf(s, "uv-venv"),
     String.raw`q uv-venv.uv "$("$S_PV_UV_DIR/$S_PV_UV_VERSION/uv" --version 2>&1 | head -n 1)"
-q uv-venv.python "$("$S_PV_VENV_PATH/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>&1 | tail -n 1)"`,
+[[ -v S_PV_UV_ONLY && $S_PV_UV_ONLY == 1 ]] || q uv-venv.python "$("$S_PV_VENV_PATH/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>&1 | tail -n 1)"`,
   );
   add(
     stepOf(s, "vllm-install"),
@@ -142,7 +142,8 @@ q launch-unit.env_stat "$(stat -c '%a %U' -- "$S_PV_ENV_FILE" 2>/dev/null)"
 q launch-unit.env_sha "$(sha256sum -- "$S_PV_ENV_FILE" 2>/dev/null | cut -d' ' -f1)"
 q launch-unit.active "$(systemctl is-active "$S_PV_UNIT_NAME" 2>/dev/null)"
 q launch-unit.enabled "$(systemctl is-enabled "$S_PV_UNIT_NAME" 2>/dev/null)"
-q launch-unit.show "$(systemctl show -p SubState -p NRestarts -p DropInPaths -p ActiveEnterTimestamp "$S_PV_UNIT_NAME" 2>/dev/null | tr '\n' ';')"`,
+q launch-unit.show "$(systemctl show -p SubState -p NRestarts -p DropInPaths -p ActiveEnterTimestamp "$S_PV_UNIT_NAME" 2>/dev/null | tr '\n' ';')"
+[[ ! -v S_PV_VENV_LINK ]] || q launch-unit.link "$(readlink -- "$S_PV_VENV_LINK" 2>/dev/null)"`,
   );
   const job = stepOf(s, "slurm-job");
   if (job) {
@@ -209,6 +210,11 @@ function check(st: StepRecord, f: Record<string, string>, s: ServerRecord): { st
     case "uv-venv": {
       const uv = f["uv-venv.uv"] ?? "";
       if (!uv.includes(p.PV_UV_VERSION)) drift.push(`uv ${p.PV_UV_VERSION} at ${p.PV_UV_DIR}/${p.PV_UV_VERSION}/uv: ${uv || "missing"}`);
+      // Versioned venvs: this step installs uv alone; vllm-install makes each release's venv.
+      if (p.PV_UV_ONLY === "1") {
+        ok.push(`uv ${p.PV_UV_VERSION} (the venvs are vllm-install's)`);
+        break;
+      }
       const py = f["uv-venv.python"] ?? "";
       if (!/^\d+\.\d+\.\d+$/.test(py)) drift.push(`no venv at ${p.PV_VENV_PATH}: ${py || "missing"}`);
       else if (/^\d+\.\d+(\.\d+)?$/.test(p.PV_PYTHON) && !`${py}.`.startsWith(`${p.PV_PYTHON}.`)) drift.push(`the venv's Python is ${py}, expected ${p.PV_PYTHON}`);
@@ -238,6 +244,8 @@ function check(st: StepRecord, f: Record<string, string>, s: ServerRecord): { st
       // The stack started it once; each restart since is a crash or an OOM kill systemd recovered from
       // (or not yet: a model that loads for 40 minutes). Replacing the unit starts it afresh (count 0).
       if (Number(show.NRestarts) > 0) drift.push(`${unit} was restarted ${show.NRestarts} time(s) by systemd after it died (a crash or an OOM kill: see pulumi-vllm logs)`);
+      // The link the unit runs vLLM from points at the release the stack installed (versioned venvs).
+      if (p.PV_VENV_LINK && f["launch-unit.link"] !== p.PV_VENV_TARGET) drift.push(`${p.PV_VENV_LINK} points at ${f["launch-unit.link"] || "nothing"}, expected ${p.PV_VENV_TARGET}`);
       if (f["launch-unit.enabled"] !== "enabled") drift.push(`${unit} is ${f["launch-unit.enabled"] || "not"} enabled`);
       ok.push(`${unit} active since ${show.ActiveEnterTimestamp || "?"}${show.DropInPaths ? `, drop-ins ${show.DropInPaths}` : ""}; unit and env file as rendered`);
       break;
