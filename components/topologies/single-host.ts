@@ -16,6 +16,8 @@ export interface SingleHostSteps {
   sudo: pulumi.Input<boolean>;
   /** VLLM_API_KEY (when the policy is not none) and HF_TOKEN (when set), as secrets. */
   secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** The per-stack key of the secrets' digest in triggers (secret). */
+  triggerKey: pulumi.Input<string>;
   /** What the first step waits for (the server's own dependsOn: children do not inherit it). */
   dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]> | pulumi.Input<pulumi.Resource>;
 }
@@ -55,6 +57,10 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
       ...common,
       adopt: c.host.adopt.includes("unit"),
       unitName: c.host.unitName,
+      serviceUser: c.host.serviceUser,
+      adoptUser: c.host.adopt.includes("user"),
+      cacheDir: c.host.cacheDir,
+      triggerKey: a.triggerKey,
       // The version is in the unit so that a vLLM upgrade restarts the server.
       description: `vLLM ${c.vllm.version} serving ${a.plan.launch.servedModelName} (pulumi-vllm)`,
       argv: a.plan.launch.argv,

@@ -1,6 +1,7 @@
 // The stack program's shape under Pulumi mocks: which resources index.ts
 // makes for a single-host stack (through VllmServer), what their commands
 // carry, and that secrets stay secret. (Provisioning itself is proven on a real host: test/host, test/e2e.)
+import { createHash, createHmac } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -8,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 const API_KEY = "mock-api-key-0123456789abcdefghijklmnopqrstu";
 const HF_TOKEN = "hf_mockTokenValue0123456789";
+const TRIGGER_KEY = "6b65792d6f662d7468652d737461636b2d30313233343536373839616263646566";
 
 interface Registered {
   type: string;
@@ -20,7 +22,12 @@ pulumi.runtime.setMocks(
   {
     newResource(args) {
       registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-      const state = args.type === "random:index/randomPassword:RandomPassword" ? { ...args.inputs, result: API_KEY } : { ...args.inputs, stdout: "changed\n", stderr: "" };
+      const state =
+        args.type === "random:index/randomPassword:RandomPassword"
+          ? { ...args.inputs, result: API_KEY }
+          : args.type === "random:index/randomBytes:RandomBytes"
+            ? { ...args.inputs, hex: TRIGGER_KEY }
+            : { ...args.inputs, stdout: "changed\n", stderr: "" };
       return { id: `${args.name}-id`, state };
     },
     call: (args) => args.inputs,
@@ -136,6 +143,20 @@ describe("index.ts for a single-host stack", () => {
     const unit = commands().find((c) => c.name === "launch-unit")!;
     expect(plain(unit.inputs.stdin)).toBe(`HF_TOKEN=${HF_TOKEN}\nVLLM_API_KEY=${API_KEY}\n`);
     for (const c of commands().filter((c) => c.name !== "launch-unit" && c.name !== "readiness")) expect(c.inputs.stdin).toBeUndefined();
+  });
+
+  test("the secrets' digest in the gate's triggers is keyed by the stack's random key: no state holds a plain sha256 of a secret", () => {
+    const key = registered.find((r) => r.type === "random:index/randomBytes:RandomBytes")!;
+    expect(key.name).toBe("vllm-trigger-key");
+    expect(key.inputs.length).toBe(32);
+    const stdin = `HF_TOKEN=${HF_TOKEN}\nVLLM_API_KEY=${API_KEY}\n`;
+    const gate = commands().find((c) => c.name === "readiness")!;
+    expect(gate.inputs.triggers).toContain(createHmac("sha256", TRIGGER_KEY).update(stdin).digest("hex"));
+    // what a plain hash would give anyone who guesses a secret (or its stdin line) to check against
+    const guessable = [stdin, API_KEY, HF_TOKEN, `VLLM_API_KEY=${API_KEY}\n`, `HF_TOKEN=${HF_TOKEN}\n`].map((x) => createHash("sha256").update(x).digest("hex"));
+    const everything = JSON.stringify(registered.map((r) => r.inputs));
+    for (const h of guessable) expect(everything).not.toContain(h);
+    expect(everything).not.toContain(TRIGGER_KEY);
   });
 
   test("stack outputs: endpoint, served model, unit name, plan summary; the API key is a secret", async () => {
