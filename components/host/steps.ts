@@ -18,6 +18,18 @@ export class Toolchain extends HostStep {
   }
 }
 
+/**
+ * A trigger that replaces a step when its name (host.unitName, host.venvPath) changes, so that the old
+ * step's delete removes the old unit or venv (an update would only make the new one). Empty for the
+ * default name: stacks made before renames were handled keep their triggers (no replacement on upgrade).
+ */
+export function renameTrigger(value: string, defaultValue: string): string[] {
+  return value === defaultValue ? [] : [`name:${value}`];
+}
+/** host.unitName's and host.venvPath's defaults (schema.ts; test/unit/steps.test.ts keeps them equal). */
+export const DEFAULT_UNIT_NAME = "vllm.service";
+export const DEFAULT_VENV_PATH = "/opt/pulumi-vllm/venv";
+
 /** PV_ADOPT=1 only when asked: a stack that adopts nothing keeps its step parameters as they were. */
 const adoptParam = (adopt?: boolean): Record<string, string> => (adopt ? { PV_ADOPT: "1" } : {});
 
@@ -70,6 +82,7 @@ export class UvVenv extends HostStep {
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
           ...adoptParam(a.adopt),
         },
+        triggers: renameTrigger(a.venvPath, DEFAULT_VENV_PATH),
       },
       opts,
       "pulumi-vllm:host:UvVenv",
@@ -101,7 +114,7 @@ export class VllmInstall extends HostStep {
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
         },
         // A new Python means a new, empty venv: the install must run again.
-        triggers: [v.python],
+        triggers: [v.python, ...renameTrigger(a.venvPath, DEFAULT_VENV_PATH)],
       },
       opts,
       "pulumi-vllm:host:VllmInstall",
@@ -189,6 +202,8 @@ export class LaunchUnit extends pulumi.ComponentResource {
         },
         secrets: a.secrets,
         secretOutput: true,
+        // A new name is a new unit: the old one's delete runs first (deleteBeforeReplace: the port is free).
+        triggers: renameTrigger(a.unitName, DEFAULT_UNIT_NAME),
         // delete stops the unit and removes its files: it needs their names, not the unit's content.
         deleteParams: ["PV_UNIT_NAME", "PV_ENV_FILE"],
       },

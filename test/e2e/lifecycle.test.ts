@@ -4,7 +4,7 @@
 // vLLM is the stand-in (test/standin): no GPU here.
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, diffSnapshots, freePort, hostSnapshot, Sandbox, shutdownSandbox, sshOk, sshRun, Snapshot } from "../host/sandbox";
-import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
+import { NEWEST_RECORD, putStandinWheels, trustMachineCAs } from "../standin/fixtures";
 import { execFileSync } from "child_process";
 import { REPO_ROOT } from "../host/sandbox";
 import { changesOf, ensureEngine, openStack, removeStack, stackConfigFor } from "./engine";
@@ -35,7 +35,7 @@ async function preview(): Promise<EngineEvent[]> {
   return events;
 }
 async function record(): Promise<{ argv: string[]; pid: number; version: string; env: Record<string, string> }> {
-  return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json"));
+  return JSON.parse(await sshOk(sb, NEWEST_RECORD));
 }
 /** The commands among a preview's changes, by name. */
 function commandsIn(changes: string[]): string[] {

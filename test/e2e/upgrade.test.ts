@@ -14,7 +14,7 @@ import * as os from "os";
 import * as path from "path";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, freePort, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun } from "../host/sandbox";
-import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
+import { NEWEST_RECORD, putStandinWheels, trustMachineCAs } from "../standin/fixtures";
 import { ensureEngine, stackConfigFor } from "./engine";
 import { openProjectStack, opsOf, writeProjectStackFile } from "./projects";
 
@@ -40,7 +40,7 @@ const name = `e2e-upgrade-${process.pid}`;
 const newStackFile = path.join(REPO_ROOT, `Pulumi.${name}.yaml`);
 
 async function standinPid(): Promise<number> {
-  return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json")).pid;
+  return JSON.parse(await sshOk(sb, NEWEST_RECORD)).pid;
 }
 
 beforeAll(async () => {
