@@ -5,9 +5,12 @@
 // replacing or deleting anything: the aliases hold. Only the program's shape
 // differs: the old program's files run with today's config, planner,
 // renderers and step scripts.
-// Then: the new program's first up does not restart vLLM, a serving change's
-// `pulumi preview --diff` names the flag and its value and does not repeat it
-// under `delete`, and destroy cleans the host.
+// Then: the new program's first up restarts vLLM exactly once, for a reason:
+// 0.1.0 ran it as root, it now runs as its own user in systemd's sandbox (and
+// the readiness gate, whose secrets digest became a keyed one, waits for it);
+// the next up changes nothing. A serving change's `pulumi preview --diff`
+// names the flag and its value and does not repeat it under `delete`, and
+// destroy cleans the host.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -78,29 +81,53 @@ test("1. the previous release converges the stack", async () => {
 });
 
 let pid: number;
-test("2. with the new program, preview creates, replaces and deletes nothing, and no command re-runs", async () => {
+test("2. with the new program, preview deletes nothing and replaces only the readiness gate; it adds the secrets digest's key", async () => {
   pid = await standinPid();
+  expect(JSON.parse(await sshOk(sb, NEWEST_RECORD)).identity.user).toBe("root");
   // the same stack (same backend, same encryption salt), now run by this checkout's program
   fs.copyFileSync(path.join(oldDir, `Pulumi.${name}.yaml`), newStackFile);
   stack = await LocalWorkspace.selectStack({ stackName: name, workDir: REPO_ROOT }, { envVars: ensureEngine() });
   const events: EngineEvent[] = [];
   await stack.preview({ onEvent: (e) => events.push(e) });
   const ops = opsOf(events).filter((o) => !o.includes("pulumi:pulumi:Stack"));
-  expect(ops.filter((o) => !o.startsWith("update "))).toEqual([]);
+  // The key of the secrets' digest is new (a child of the server); the gate's triggers (the
+  // unit's command, the digest) changed, so the gate is replaced: its delete does nothing.
+  // "op type::name" without the parents' types; a replaced resource shows under its old URN and,
+  // through its alias, its new one.
+  const short = (o: string) => o.replace(/ [^ ]*\$/, " ");
+  expect([...new Set(ops.filter((o) => !o.startsWith("update ")).map(short))].sort()).toEqual([
+    "create random:index/randomBytes:RandomBytes::vllm-trigger-key",
+    "replace command:remote:Command::readiness",
+    "replace command:remote:Command::vllm-launch-readiness",
+  ]);
   // Components record their settings as inputs now (an update of the component: nothing runs).
-  // Commands: only those whose delete no longer carries what it does not read are updated, which
-  // re-runs their idempotent create once (nothing changes on the host).
+  // The launch unit's command changed (User=, the sandbox, the service user's parameters): an
+  // update, one restart. No other step runs.
   const commands = ops.filter((o) => o.includes("command:remote:Command"));
-  expect(commands.map((o) => o.split("::").pop()).sort()).toEqual(["vllm-launch-readiness", "vllm-launch-unit"]);
+  expect([...new Set(commands.map(short))].sort()).toEqual([
+    "replace command:remote:Command::readiness",
+    "replace command:remote:Command::vllm-launch-readiness",
+    "update command:remote:Command::vllm-launch-unit",
+  ]);
 });
 
-test("3. the new program's first up changes nothing on the host: vLLM keeps running (same PID)", async () => {
+test("3. the new program's first up restarts vLLM once, now as its own user; the next up changes nothing", async () => {
+  const since = (await sshOk(sb, "date +%s")).trim();
   const r = await stack.up();
-  expect(r.summary.resourceChanges?.create ?? 0).toBe(0);
+  expect(r.summary.resourceChanges?.create ?? 0).toBe(1);
+  expect(r.summary.resourceChanges?.replace ?? 0).toBe(1);
   expect(r.summary.resourceChanges?.delete ?? 0).toBe(0);
-  expect(await standinPid()).toBe(pid);
+  const rec = JSON.parse(await sshOk(sb, NEWEST_RECORD));
+  expect(rec.pid).not.toBe(pid);
+  expect(rec.identity.user).toBe("vllm");
+  expect(rec.writes["/etc"]).toBe("EROFS");
+  // exactly one start of the server since the up began
+  const starts = await sshOk(sb, `journalctl -u vllm.service --since @${since} -o cat --no-pager | grep -c 'THIS IS vllm-standin' || true`);
+  expect(starts.trim()).toBe("1");
+  pid = rec.pid;
   const again = await stack.up();
   expect(Object.keys(again.summary.resourceChanges ?? {}).filter((k) => k !== "same")).toEqual([]);
+  expect(await standinPid()).toBe(pid);
   const out = await stack.outputs();
   expect(out.endpoint.value).toBe(`http://127.0.0.1:${port}/v1`);
   expect(out.apiKey.secret).toBe(true);
@@ -124,4 +151,5 @@ test("5. destroy with the new program cleans the host", async () => {
   await stack.destroy();
   expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
   expect((await sshRun(sb, "test -e /opt/pulumi-vllm/venv")).code).not.toBe(0);
+  expect((await sshRun(sb, "id vllm")).code).not.toBe(0);
 });
