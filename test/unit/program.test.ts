@@ -170,3 +170,15 @@ describe("index.ts for a single-host stack", () => {
     expect(JSON.stringify(await outputValue(program.plan))).not.toContain(API_KEY);
   });
 });
+
+describe("renames replace the step whose name changed (its delete removes the old unit or venv)", () => {
+  test("the trigger is empty for the default name (stacks made before keep their triggers), the name otherwise", async () => {
+    const { renameTrigger, DEFAULT_UNIT_NAME, DEFAULT_VENV_PATH } = await import("../../components/host/steps");
+    const { Host } = await import("../../components/config/schema");
+    const defaults = Host.parse({});
+    expect(DEFAULT_UNIT_NAME).toBe(defaults.unitName);
+    expect(DEFAULT_VENV_PATH).toBe(defaults.venvPath);
+    expect(renameTrigger(DEFAULT_UNIT_NAME, DEFAULT_UNIT_NAME)).toEqual([]);
+    expect(renameTrigger("other.service", DEFAULT_UNIT_NAME)).toEqual(["name:other.service"]);
+  });
+});
