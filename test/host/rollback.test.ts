@@ -163,24 +163,29 @@ describe("vllm-install", () => {
 });
 
 describe("toolchain", () => {
-  // A local apt repository with one package whose postinst fails: apt-get install fails half-way.
+  // A local apt repository with two packages: pv-test-ok installs, pv-test-broken's
+  // postinst fails (apt-get install fails half-way).
   async function brokenPackageRepo() {
     await sshOk(sb, `set -e
-      d=/srv/pv-test-repo; rm -rf $d; mkdir -p $d/pkg/DEBIAN
-      printf 'Package: pv-test-broken\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: test <t@example.com>\\nDescription: fails in postinst\\n' >$d/pkg/DEBIAN/control
-      printf '#!/bin/sh\\necho pv-test-broken postinst fails >&2\\nexit 1\\n' >$d/pkg/DEBIAN/postinst; chmod 755 $d/pkg/DEBIAN/postinst
-      dpkg-deb --build $d/pkg $d/pv-test-broken_1.0_all.deb >/dev/null
-      f=pv-test-broken_1.0_all.deb
-      { cat $d/pkg/DEBIAN/control; echo "Filename: ./$f"; echo "Size: $(stat -c %s $d/$f)"; echo "SHA256: $(sha256sum $d/$f | cut -d' ' -f1)"; echo; } >$d/Packages
+      d=/srv/pv-test-repo; rm -rf $d; mkdir -p $d; : >$d/Packages
+      for p in ok broken; do
+        mkdir -p $d/$p/DEBIAN
+        printf 'Package: pv-test-%s\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: test <t@example.com>\\nDescription: test package %s\\n' $p $p >$d/$p/DEBIAN/control
+        if [ $p = broken ]; then printf '#!/bin/sh\\necho pv-test-broken postinst fails >&2\\nexit 1\\n' >$d/$p/DEBIAN/postinst; chmod 755 $d/$p/DEBIAN/postinst; fi
+        f=pv-test-\${p}_1.0_all.deb
+        dpkg-deb --build $d/$p $d/$f >/dev/null
+        { cat $d/$p/DEBIAN/control; echo "Filename: ./$f"; echo "Size: $(stat -c %s $d/$f)"; echo "SHA256: $(sha256sum $d/$f | cut -d' ' -f1)"; echo; } >>$d/Packages
+      done
       echo "deb [trusted=yes allow-insecure=yes] file:$d ./" >/etc/apt/sources.list.d/pv-test.list`);
   }
+  // Packages with anything on disk, with their state.
+  const present = "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' | awk 'substr($2, 2, 1) != \"n\"' | sort";
   afterAll(async () => {
     await sshRun(sb, "rm -rf /srv/pv-test-repo /etc/apt/sources.list.d/pv-test.list; apt-get update -qq");
   });
 
   test("an install whose maintainer script fails purges what that run installed and records nothing", async () => {
     await brokenPackageRepo();
-    const present = "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' | awk 'substr($2, 2, 1) != \"n\"' | sort";
     const dpkgBefore = await sshOk(sb, present);
     const stateBefore: Snapshot = await hostSnapshot(sb, ["/var/lib/pulumi-vllm/toolchain"]);
     const r = await runStep(sb, { step: "toolchain", action: "create", env: { PV_PACKAGES: "pv-test-broken", PV_APT_LOCK_TIMEOUT: "60" } });
@@ -189,5 +194,21 @@ describe("toolchain", () => {
     expect(await sshOk(sb, present)).toBe(dpkgBefore);
     expect(diffSnapshots(stateBefore, await hostSnapshot(sb, ["/var/lib/pulumi-vllm/toolchain"]), { ignoreDirMtime: true })).toEqual([]);
     await noJournal();
+  });
+  test("an update whose install fails keeps the package it no longer asks for (removed only after the new ones are in)", async () => {
+    await brokenPackageRepo();
+    const env = (pkgs: string) => ({ PV_PACKAGES: pkgs, PV_APT_LOCK_TIMEOUT: "60" });
+    expect((await runStep(sb, { step: "toolchain", action: "create", env: env("pv-test-ok") })).code).toBe(0);
+    const dpkgBefore = await sshOk(sb, present);
+    expect(dpkgBefore).toMatch(/^pv-test-ok ii/m);
+    const stateBefore: Snapshot = await hostSnapshot(sb, ["/var/lib/pulumi-vllm/toolchain"]);
+    const r = await runStep(sb, { step: "toolchain", action: "create", env: env("pv-test-broken") });
+    expect(r.code).not.toBe(0);
+    expect(await sshOk(sb, present)).toBe(dpkgBefore);
+    expect(diffSnapshots(stateBefore, await hostSnapshot(sb, ["/var/lib/pulumi-vllm/toolchain"]), { ignoreDirMtime: true })).toEqual([]);
+    await noJournal();
+    // and the delete still removes what the step installed
+    expect((await runStep(sb, { step: "toolchain", action: "delete", env: env("") })).code).toBe(0);
+    expect(await sshOk(sb, present)).not.toMatch(/pv-test-ok/);
   });
 });

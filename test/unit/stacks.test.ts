@@ -21,29 +21,40 @@ const oneGpu = (model: Record<string, unknown>, serving: Record<string, unknown>
 
 describe("Pulumi.rig.yaml: seed 000/001's rig (8 GPUs on x1 risers, 16 GB RAM, 72B GPTQ-Int8, TP 8)", () => {
   const plan = makePlan(stack("rig"));
-  // The seed ran this on a V1 release that still had VLLM_USE_V1 and --swap-space (0.8-0.10), where
-  // CUDA graphs live outside vLLM's budget. From 0.20.0 vLLM charges them to the budget: on 12 GiB
-  // cards at 0.85 the KV cache left is 0-0.7 GiB, and the plan (which counts the low end) says so.
-  const at = (version: string) => {
+  // The seed ran this at 0.85 with CUDA graphs on a V1 release that still had VLLM_USE_V1 and
+  // --swap-space (0.8-0.10), where CUDA graphs live outside vLLM's budget. From 0.20.0 vLLM charges
+  // them to the budget: on 12 GiB cards at 0.85 the KV cache left is 0-0.7 GiB, and the plan (which
+  // counts the low end) says so. The stack as shipped runs eager at 0.88 instead.
+  const seedSettings = (version: string) => {
     const loaded = stack("rig");
     loaded.config.vllm.version = version;
-    return makePlan(loaded);
+    loaded.config.serving.gpuMemoryUtilization = 0.85;
+    loaded.config.serving.enforceEager = false;
+    return loaded;
   };
-  test("fits at 0.85, max-model-len 4096, 32 seqs on a release that keeps CUDA graphs outside the budget", () => {
+  const at = (version: string) => makePlan(seedSettings(version));
+  test("the seed's settings fit at 0.85, max-model-len 4096, 32 seqs on a release that keeps CUDA graphs outside the budget", () => {
     const p = at("0.19.1");
     expect(p.problems).toEqual([]);
     expect(p.fits).toBe(true);
     expect(p.gpu.maxModelLen).toBeGreaterThanOrEqual(4096);
     expect(p.launch.argv).toEqual(expect.arrayContaining(["--tensor-parallel-size", "8", "--max-model-len", "4096", "--max-num-seqs", "32"]));
   });
-  test("on the pinned 0.33.0 it may not fit (CUDA graphs counted) and says what does: eager mode and the length", () => {
-    expect(plan.fits).toBe(false);
-    expect(plan.problems.join("\n")).toMatch(/may not fit .* KV cache left is 0-0\.\d+ GiB.*-> set serving.enforceEager: true and serving.maxModelLen: \d+/);
+  test("on 0.33.0 the seed's settings may not fit (CUDA graphs counted) and the plan says what does: eager mode and the length", () => {
+    const p = at("0.33.0");
+    expect(p.fits).toBe(false);
+    expect(p.problems.join("\n")).toMatch(/may not fit .* KV cache left is 0-0\.\d+ GiB.*-> set serving.enforceEager: true and serving.maxModelLen: \d+/);
+  });
+  test("the stack as shipped (0.33.0, eager, 0.88) fits a 4096-token request with room outside the budget, without a warning", () => {
+    expect(plan.problems).toEqual([]);
+    expect(plan.warnings).toEqual([]);
+    expect(plan.fits).toBe(true);
+    expect(plan.gpu.maxModelLen).toBeGreaterThanOrEqual(4096);
+    expect(plan.launch.argv).toEqual(expect.arrayContaining(["--enforce-eager", "--gpu-memory-utilization", "0.88"]));
   });
   test("says why 0.90 was risky", () => {
-    const loaded = stack("rig");
+    const loaded = seedSettings("0.19.1");
     loaded.config.serving.gpuMemoryUtilization = 0.9;
-    loaded.config.vllm.version = "0.19.1";
     const p = makePlan(loaded);
     expect(p.warnings.join("\n")).toMatch(/gpuMemoryUtilization: 0.9 leaves 1.18 GiB .*CUDA graphs vLLM captures after the KV cache: risky.*-> 0.85 or lower/);
     expect(at("0.19.1").warnings).toEqual([]);

@@ -20,7 +20,8 @@
 #   waited for, not failed on (DPkg::Lock::Timeout plus a retry on the lists
 #   and archives locks). What this step installed (the names asked for and
 #   every package that came with them) is recorded. A name this step installed
-#   earlier and no longer asked for is removed as on delete.
+#   earlier and no longer asked for is removed as on delete, after the install
+#   (so a failed install leaves it in place).
 # delete: removes (purges) exactly what this step installed and is no longer
 #   needed by anything else: the names it installed, then those of their
 #   dependencies that came with them and are now unused. Packages that were
@@ -135,18 +136,22 @@ mapfile -t WANT < <(printf '%s\n' "${WANT[@]}" | grep -v '^$' | sort -u || true)
 # Before the state files change (only then: a no-op run writes nothing).
 journal_state() { txn_new_dir "$STATE_DIR"; txn_save "$STATE_DIR/requested" "$STATE_DIR/added"; }
 
-# Names this step installed before and that are no longer asked for.
+# Names this step installed before and that are no longer asked for. They are
+# removed last, once the new ones are in: a failed install then leaves them
+# as they were (the rollback only purges what this run added).
 mapfile -t STALE < <(comm -23 <(read_list requested) <(printf '%s\n' "${WANT[@]}" | sort -u) | grep -v '^$' || true)
-if (( ${#STALE[@]} )); then
+remove_stale() {
+  (( ${#STALE[@]} )) || return 0
   log "no longer asked for: ${STALE[*]}"
   journal_state
   remove_ours "${STALE[@]}"
-fi
+}
 
 MISSING=()
 for p in "${WANT[@]}"; do is_installed "$p" || MISSING+=("$p"); done
 if (( ${#MISSING[@]} == 0 )); then
   log "all of ${WANT[*]:-(none)} already installed"
+  remove_stale
   txn_commit
   if (( CHANGED )); then echo changed; else echo unchanged; fi
   exit 0
@@ -169,5 +174,6 @@ AFTER=$(installed_set)
 { read_list requested; printf '%s\n' "${MISSING[@]}"; } | write_list requested
 { read_list added; comm -13 <(printf '%s\n' "$BEFORE") <(printf '%s\n' "$AFTER") | base_names; } | write_list added
 log "installed $(comm -13 <(printf '%s\n' "$BEFORE") <(printf '%s\n' "$AFTER") | wc -l) package(s)"
+remove_stale
 txn_commit
 echo changed
