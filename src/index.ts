@@ -21,5 +21,9 @@ export type {
 export { planVllmServer, planVllmSlurmServer, planSummary, ServerArgsError } from "../components/api/plan-args";
 export type { PlanSummary, PlannedServer } from "../components/api/plan-args";
 export type { Plan } from "../components/plan/plan";
-export { argsOfStackConfig, stackServerArgs, orRunError, definedOutputs } from "../components/api/stack-config";
+export { argsOfStackConfig, stackServerArgs, stackServerArgsWithHub, orRunError, definedOutputs } from "../components/api/stack-config";
+export { withHubModel, fetchHubModel, hubSettings, HubError } from "../components/plan/hub";
+export type { HubModel, HubOptions } from "../components/plan/hub";
+export { checkpointBytesOf } from "../components/plan/memory";
+export type { MeasuredStartup } from "../components/plan/measured";
 export type { StackServerArgs, StackSecrets } from "../components/api/stack-config";

@@ -76,6 +76,8 @@ export interface HardwareArgs {
   cpuCores?: number;
   /** Memory other processes (a desktop, Xorg) hold on each GPU, in GiB. Defaults to 0. */
   gpuMemoryInUseGiB?: number;
+  /** MB/s the host downloads from the Hugging Face Hub at, for the plan's download estimate and the weights step's time limit. Defaults to 50. */
+  downloadMBps?: number;
 }
 
 /** The model to serve. All plain. */
@@ -94,10 +96,14 @@ export interface ModelArgs {
   configPath?: string;
   /** Parameter count in billions, for a model given by configPath when its config cannot tell. Defaults to an estimate. */
   paramsB?: number;
+  /** Exact size of the checkpoint's weights in bytes (model.safetensors.index.json metadata.total_size); `withHubModel` fills it for models outside the catalog. Defaults to the estimate from the parameters. */
+  checkpointBytes?: number;
   /** Run the Python code of the model repository (--trust-remote-code). Needs a pinned revision or acknowledgeRemoteCode. Defaults to false. */
   trustRemoteCode?: boolean;
   /** Accept running unpinned remote code: whoever can push to the model repository can then run code on the host. Defaults to false. */
   acknowledgeRemoteCode?: boolean;
+  /** Download the weights in a step of their own before vLLM starts (resumable, disk checked first; vLLM then starts offline); false leaves it to vLLM's first start. Defaults to true. */
+  download?: boolean;
 }
 
 /** How vLLM serves. All plain. */
@@ -197,7 +203,7 @@ export interface HostArgs {
   venvPath?: string;
   /** HF_HOME on the host: model weights land here and are kept on destroy. Defaults to "/var/cache/pulumi-vllm/huggingface". */
   cacheDir?: string;
-  /** Not implemented yet: only false is accepted (destroy keeps the model cache). Defaults to false. */
+  /** Destroy (and a change of model) removes the models the weights step downloaded into cacheDir, never models that were there before. Defaults to false (destroy keeps the weights). */
   removeModelCache?: boolean;
   /** The systemd unit's name. Defaults to "vllm.service". */
   unitName?: string;
@@ -213,7 +219,7 @@ export interface HostArgs {
    * it, out of the GPU groups it was put in). Anything else that is there is refused. Defaults to [].
    */
   adopt?: ("unit" | "venv" | "swap" | "user")[];
-  /** Minutes `pulumi up` waits for /health and /v1/models. Defaults to 60. */
+  /** Minutes `pulumi up` waits for /health and /v1/models: loading and compiling (the weights step downloads before). Defaults to 60. */
   readinessTimeoutMinutes?: number;
   /** Non-secret environment for the server, merged over the rendered one. Defaults to {}. */
   env?: Record<string, string>;

@@ -25,6 +25,10 @@ export interface PlanSummary {
   maxModelLen: number;
   maxConcurrency: number;
   swapGiB: number;
+  /** Estimated minutes of the weights step's download (0 when it downloads nothing). */
+  downloadMinutes: number;
+  /** Estimated minutes vLLM loads and compiles, what the readiness wait covers. */
+  loadAndCompileMinutes: number;
   /** The `vllm serve` command line (secrets are never in it). */
   command: string;
   warnings: string[];
@@ -183,6 +187,8 @@ export function planSummary(p: Plan): PlanSummary {
     maxModelLen: p.launch.maxModelLen,
     maxConcurrency: p.gpu.maxConcurrency,
     swapGiB: p.host.swapGiB,
+    downloadMinutes: p.times.download === "step" ? p.times.downloadMinutes : 0,
+    loadAndCompileMinutes: round(p.times.loadMinutes + p.times.compileMinutes, 1),
     command: p.launch.argv.map(shellQuote).join(" "),
     warnings: p.warnings,
   };

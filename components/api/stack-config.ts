@@ -7,6 +7,8 @@ import { ConfigError } from "../config/errors";
 import { decodeEngineConfig, LoadedConfig, parseStackConfig, PROJECT } from "../config/load";
 import type { StackConfig } from "../config/schema";
 import type { SshConnection, VllmServerArgs, VllmSlurmServerArgs } from "./args";
+import { CATALOG } from "../plan/catalog";
+import { HubError, withHubModel } from "../plan/hub";
 
 export type StackServerArgs = { topology: "single"; args: VllmServerArgs } | { topology: "slurm"; args: VllmSlurmServerArgs };
 
@@ -46,14 +48,39 @@ export function secretStandIns(loaded: LoadedConfig): StackSecrets {
  * pulumi.RunError with every problem as `key: problem -> fix` (Pulumi prints it without a stack trace).
  */
 export function stackServerArgs(): StackServerArgs {
-  let loaded: LoadedConfig;
+  return argsOfLoaded(loadStack());
+}
+
+function loadStack(): LoadedConfig {
   try {
     const { values, secretsPresent } = decodeEngineConfig(pulumi.runtime.allConfig());
-    loaded = parseStackConfig(values, `stack ${pulumi.getStack()}`, secretsPresent);
+    return parseStackConfig(values, `stack ${pulumi.getStack()}`, secretsPresent);
   } catch (e) {
     if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
     throw e;
   }
+}
+
+/**
+ * stackServerArgs, with a model outside the catalog fetched from the Hugging Face Hub first
+ * (config.json and the checkpoint size for the pinned revision, cached on disk: plan/hub.ts), so
+ * preview plans it like the catalog's. The stack's hfToken reaches only the Hub request. A Hub
+ * problem fails the program with `key: problem -> fix`, before any resource exists.
+ */
+export async function stackServerArgsWithHub(): Promise<StackServerArgs> {
+  const loaded = loadStack();
+  // The engine hands the program its config decrypted; the token is used for the request only.
+  const token = loaded.secretsPresent.has("hfToken") ? pulumi.runtime.allConfig()[`${PROJECT}:hfToken`] : undefined;
+  try {
+    const model = await withHubModel(loaded.config.model, (id) => CATALOG.has(id.toLowerCase()), { token });
+    return argsOfLoaded(model === loaded.config.model ? loaded : { ...loaded, config: { ...loaded.config, model } });
+  } catch (e) {
+    if (e instanceof HubError) throw new pulumi.RunError(`stack ${pulumi.getStack()}: ${e.message}`);
+    throw e;
+  }
+}
+
+function argsOfLoaded(loaded: LoadedConfig): StackServerArgs {
   const cfg = new pulumi.Config(PROJECT);
   const secret = (k: "sshPrivateKey" | "apiKey" | "hfToken") => (loaded.secretsPresent.has(k) ? cfg.requireSecret(k) : undefined);
   return argsOfStackConfig(loaded.config, { sshPrivateKey: secret("sshPrivateKey"), apiKey: secret("apiKey"), hfToken: secret("hfToken") });

@@ -8,6 +8,7 @@ import { connectionArgs, sudoFor } from "../host/connection";
 import { singleHostSteps } from "../topologies/single-host";
 import type { StackConfig } from "../config/schema";
 import type { VllmServerArgs } from "./args";
+import { MeasuredStartup, measuredOfReadiness } from "../plan/measured";
 import { PlannedServer, planServer, PlanSummary, planSummary, ServerArgsError, Topology } from "./plan-args";
 
 /** The name the stack program of releases up to 0.1.0 gave its one server: its old URNs get aliases. */
@@ -90,6 +91,13 @@ export class VllmServer extends pulumi.ComponentResource {
   readonly plan!: pulumi.Output<PlanSummary>;
   /** The readiness gate's report (`ready: <url> serves <model> ...`): known once the server answered. */
   readonly ready!: pulumi.Output<string>;
+  /** The commit of the model repository the weights step downloaded (undefined when it downloads nothing). */
+  readonly modelCommit?: pulumi.Output<string>;
+  /**
+   * What vLLM itself reported at its last start (weights loaded, available KV memory, KV cache tokens,
+   * maximum concurrency, CUDA graph memory), to hold next to `plan`; undefined when its log had none.
+   */
+  readonly measured!: pulumi.Output<MeasuredStartup | undefined>;
 
   constructor(name: string, args: VllmServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const planned = planOrThrow("single", args, `VllmServer ${name}`);
@@ -105,7 +113,7 @@ export class VllmServer extends pulumi.ComponentResource {
 
     const { apiKey, secrets } = serverSecrets(this, name, planned, args);
     const conn = args.connection;
-    const launch = singleHostSteps(this, name, {
+    const { launch, weights } = singleHostSteps(this, name, {
       config: c,
       plan: planned.plan,
       connection: connectionArgs(conn, process.cwd()),
@@ -128,7 +136,10 @@ export class VllmServer extends pulumi.ComponentResource {
     }
     this.plan = pulumi.output(planSummary(planned.plan));
     this.ready = readyLine(launch.readiness.command.stdout, /^ready: /);
+    this.modelCommit = weights?.commit;
+    this.measured = pulumi.unsecret(launch.readiness.command.stdout).apply(measuredOfReadiness);
     this.registerOutputs({
+      modelCommit: this.modelCommit,
       endpoint: this.endpoint,
       apiKey: this.apiKey,
       servedModelName: this.servedModelName,
@@ -136,6 +147,7 @@ export class VllmServer extends pulumi.ComponentResource {
       tunnel: this.tunnel,
       plan: this.plan,
       ready: this.ready,
+      measured: this.measured,
     });
   }
 }

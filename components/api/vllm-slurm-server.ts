@@ -30,6 +30,8 @@ export class VllmSlurmServer extends pulumi.ComponentResource {
   readonly plan!: pulumi.Output<PlanSummary>;
   /** The readiness gate's report (`endpoint=<url>`): known once the server answered. */
   readonly ready!: pulumi.Output<string>;
+  /** The commit of the model repository the weights step downloaded into the shared cache (undefined when it downloads nothing). */
+  readonly modelCommit?: pulumi.Output<string>;
 
   constructor(name: string, args: VllmSlurmServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const planned = planOrThrow("slurm", args, `VllmSlurmServer ${name}`);
@@ -62,7 +64,9 @@ export class VllmSlurmServer extends pulumi.ComponentResource {
     this.tunnel = pulumi.interpolate`ssh -N -L ${port}:${job.headNode}:${port} -p ${conn.port ?? 22} ${conn.user ?? "root"}@${conn.host}  # then http://127.0.0.1:${port}/v1`;
     this.plan = pulumi.output(planSummary(planned.plan));
     this.ready = readyLine(job.gate.command.stdout, /^endpoint=/).apply((l) => stdoutFacts(l).endpoint ?? l);
+    this.modelCommit = job.weights?.commit;
     this.registerOutputs({
+      modelCommit: this.modelCommit,
       endpoint: this.endpoint,
       apiKey: this.apiKey,
       servedModelName: this.servedModelName,

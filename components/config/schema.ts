@@ -165,6 +165,8 @@ export const Hardware = z
     cpuCores: int(1, 100000, 4).default(4),
     /** Memory other processes (a desktop, Xorg) hold on each GPU, in GiB. Defaults to 0. */
     gpuMemoryInUseGiB: real({ min: 0, max: 4096, example: 0.5 }).default(0),
+    /** MB/s the host downloads from the Hugging Face Hub at: the plan's download estimate and the weights step's time limit. Defaults to 50. */
+    downloadMBps: real({ gt: 0, max: 1e6, example: 50 }).default(50),
   })
   .superRefine((h, ctx) => {
     if (h.gpuMemoryInUseGiB >= h.gpuMemoryGiB) {
@@ -211,10 +213,18 @@ export const Model = z
     configPath: localPath().optional(),
     /** Parameter count in billions, for a model given by configPath when its config cannot tell. Defaults to the estimate from config.json. */
     paramsB: real({ gt: 0, max: 100000, example: 7 }).optional(),
+    /** Exact size of the checkpoint's weights in bytes (model.safetensors.index.json metadata.total_size). Filled from the Hub for models outside the catalog; defaults to the estimate from the parameters. */
+    checkpointBytes: real({ gt: 0, max: 1e15, example: 16060522496 }).optional(),
     /** Run the Python code of the model repository (vLLM --trust-remote-code). Needs a pinned revision or acknowledgeRemoteCode. Defaults to false. */
     trustRemoteCode: bool().default(false),
     /** Accept running unpinned remote code: whoever can push to the model repository can then run code on the host. Defaults to false. */
     acknowledgeRemoteCode: bool().default(false),
+    /**
+     * Download the weights in a step of their own before vLLM starts (resumable, the disk checked first, vLLM then
+     * starts with HF_HUB_OFFLINE=1); false leaves the download to vLLM's first start. A path on the host is never
+     * downloaded. Defaults to true.
+     */
+    download: bool().default(true),
   })
   .superRefine((m, ctx) => {
     if (m.trustRemoteCode && !(m.revision && PINNED_REVISION.test(m.revision)) && !m.acknowledgeRemoteCode) {
@@ -492,7 +502,10 @@ export const Host = z
     venvPath: hostPath({ ownDir: true }).default("/opt/pulumi-vllm/venv"),
     /** HF_HOME on the host: model weights land here and are kept on destroy. Defaults to /var/cache/pulumi-vllm/huggingface. */
     cacheDir: hostPath({ ownDir: true }).default("/var/cache/pulumi-vllm/huggingface"),
-    /** Not implemented yet: only false is accepted (destroy keeps the model cache). Defaults to false. */
+    /**
+     * Destroy (and a change of model) removes the models the weights step downloaded into cacheDir; models that were
+     * there before are never removed. Defaults to false (weights are costly to fetch again: destroy keeps them).
+     */
     removeModelCache: bool().default(false),
     /** The systemd service running vLLM. Defaults to vllm.service. */
     unitName: unitName().default("vllm.service"),
@@ -509,19 +522,12 @@ export const Host = z
      * groups it was put in). Anything else that is there is refused, never overwritten. Defaults to [].
      */
     adopt: z.array(z.enum(["unit", "venv", "swap", "user"])).default([]),
-    /** Minutes `pulumi up` waits for /health and /v1/models. Defaults to 60 (seed 001's rig needed ~45). */
+    /** Minutes `pulumi up` waits for /health and /v1/models: loading and compiling (the weights step downloads before). Defaults to 60 (seed 001's rig needed ~45). */
     readinessTimeoutMinutes: real({ gt: 0, max: 10080, example: 60 }).default(60),
     /** Non-secret environment for the server, merged over the rendered one. No credentials (they are secret config). Defaults to {}. */
     env: z.record(envName(), text({ max: 4096, empty: true, leadingDash: true })).default({}),
   })
   .superRefine((h, ctx) => {
-    if (h.removeModelCache) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["removeModelCache"],
-        message: "is not implemented yet: destroy keeps the model cache -> remove the key, and delete host.cacheDir by hand after `pulumi destroy` if you want the space back",
-      });
-    }
     for (const name of Object.keys(h.env)) {
       if (isSecretEnvName(name)) {
         const fix =

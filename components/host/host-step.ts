@@ -71,3 +71,13 @@ export function onDelete(env: Record<string, string>, names: string[] | undefine
   if (!names) return env;
   return Object.fromEntries(Object.entries(env).filter(([k]) => names.includes(k)));
 }
+
+/** `key=value` lines of a step's stdout (what a step reports besides `changed`: a commit, a job id). */
+export function stdoutFacts(stdout: string): Record<string, string> {
+  const facts: Record<string, string> = {};
+  for (const line of stdout.split("\n")) {
+    const m = /^([a-z_]+)=(.*)$/.exec(line.trim());
+    if (m) facts[m[1]] = m[2];
+  }
+  return facts;
+}

@@ -3,9 +3,11 @@
 // the top of each script in ./scripts).
 import { createHmac } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { HostStep, HostStepArgs } from "./host-step";
+import { HostStep, HostStepArgs, stdoutFacts } from "./host-step";
 import { renderUnit } from "./render-unit";
 import type { StackConfig } from "../config/schema";
+import type { Plan } from "../plan/plan";
+import { GiB } from "../plan/memory";
 
 type VllmConfig = StackConfig["vllm"];
 
@@ -119,6 +121,75 @@ export class VllmInstall extends HostStep {
       opts,
       "pulumi-vllm:host:VllmInstall",
     );
+  }
+}
+
+export interface WeightsArgs extends Common {
+  modelId: string;
+  revision?: string;
+  /** HF_HOME of the server: where vLLM looks for the files. */
+  cacheDir: string;
+  venvPath: string;
+  /** HF_ENDPOINT (a mirror) the server's environment names, if any. */
+  hfEndpoint?: string;
+  /** The planner's checkpoint size, for the disk check when the Hub reports no sizes. */
+  checkpointBytes: number;
+  /** The user vLLM runs as, when not the step's user: owns the cache (it must read it; remote code writes modules there). */
+  cacheOwner?: string;
+  removeModelCache: boolean;
+  timeLimitSeconds: number;
+  /** Only HF_TOKEN is read; it goes to the CLI's environment, never argv. */
+  secrets?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  stateDir?: string;
+}
+
+/** What the config and the plan decide of the weights step (the topology adds the venv, the state and the owner). */
+export function weightsOfPlan(c: StackConfig, plan: Plan): Pick<WeightsArgs, "modelId" | "revision" | "cacheDir" | "hfEndpoint" | "checkpointBytes" | "removeModelCache" | "timeLimitSeconds"> {
+  return {
+    modelId: c.model.id,
+    revision: c.model.revision,
+    // The server's HF_HOME (host.env may name another): vLLM looks for the files where they were put.
+    cacheDir: plan.launch.env.HF_HOME,
+    hfEndpoint: plan.launch.env.HF_ENDPOINT,
+    checkpointBytes: Math.round(plan.gpu.checkpointGiB * GiB),
+    removeModelCache: c.host.removeModelCache,
+    timeLimitSeconds: plan.times.downloadTimeLimitMinutes * 60,
+  };
+}
+
+/**
+ * The model's weights, downloaded into the Hugging Face cache (HF_HOME = cacheDir) with the venv's `hf`
+ * before the unit starts, which then runs with HF_HUB_OFFLINE=1. `commit` is the revision's commit.
+ */
+export class Weights extends HostStep {
+  readonly commit: pulumi.Output<string>;
+  constructor(name: string, a: WeightsArgs, opts?: Opts) {
+    super(
+      "weights",
+      name,
+      {
+        ...a,
+        params: {
+          PV_MODEL_ID: a.modelId,
+          ...(a.revision ? { PV_REVISION: a.revision } : {}),
+          PV_CACHE_DIR: a.cacheDir,
+          PV_VENV_PATH: a.venvPath,
+          ...(a.hfEndpoint ? { PV_HF_ENDPOINT: a.hfEndpoint } : {}),
+          PV_CHECKPOINT_BYTES: String(a.checkpointBytes),
+          ...(a.cacheOwner ? { PV_CACHE_OWNER: a.cacheOwner } : {}),
+          PV_REMOVE_CACHE: a.removeModelCache ? "1" : "0",
+          PV_STEP_TIMEOUT: String(a.timeLimitSeconds),
+          PV_PROGRESS_SECONDS: "15",
+          ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
+        },
+        secrets: a.secrets && pulumi.output(a.secrets).apply((s): Record<string, string> => (s.HF_TOKEN !== undefined ? { HF_TOKEN: s.HF_TOKEN } : {})),
+        // delete removes (removeModelCache) what the step recorded for that cache: it needs no model or token.
+        deleteParams: ["PV_MODEL_ID", "PV_CACHE_DIR", "PV_REMOVE_CACHE", "PV_STATE_DIR"],
+      },
+      opts,
+      "pulumi-vllm:host:Weights",
+    );
+    this.commit = this.command.stdout.apply((out) => stdoutFacts(out).commit ?? "");
   }
 }
 

@@ -49,6 +49,8 @@ export interface ModelArch {
   maxPositionEmbeddings: number;
   /** Total parameters in billions (from the model card or the safetensors index). */
   paramsB: number;
+  /** Exact checkpoint bytes (the safetensors index's total_size), when known; otherwise estimated from paramsB. */
+  checkpointBytes?: number;
   attention: AttentionKind;
   moe?: MoeFacts;
   quantization?: NativeQuantization;
@@ -270,7 +272,7 @@ export function estimateParamsB(a: ModelArch): number {
 }
 
 /** Find the model: the catalog first, then the local config.json. */
-export function resolveModel(id: string, configPath?: string, paramsB?: number): ModelArch {
+export function resolveModel(id: string, configPath?: string, paramsB?: number, checkpointBytes?: number): ModelArch {
   if (configPath) {
     let json: Record<string, unknown>;
     try {
@@ -278,11 +280,12 @@ export function resolveModel(id: string, configPath?: string, paramsB?: number):
     } catch (e) {
       throw new UnknownModelError(`model.configPath: cannot read ${configPath} (${(e as Error).message}) -> point it at the model's config.json`);
     }
-    return archFromConfigJson(id, json, paramsB, configPath);
+    const arch = archFromConfigJson(id, json, paramsB, configPath);
+    return checkpointBytes ? { ...arch, checkpointBytes } : arch;
   }
   const hit = CATALOG.get(id.toLowerCase());
-  if (hit) return paramsB ? { ...hit, paramsB } : hit;
+  if (hit) return { ...hit, ...(paramsB ? { paramsB } : {}), ...(checkpointBytes ? { checkpointBytes } : {}) };
   throw new UnknownModelError(
-    `model.id: ${id} is not in the catalog -> download its config.json (huggingface.co/${id}/blob/main/config.json) and set model.configPath (or --model-config); catalog: ${catalogIds().join(", ")}`,
+    `model.id: ${id} is not in the catalog and was not fetched from the Hub -> plan it with pulumi-vllm plan or the stack program (they fetch config.json from the Hub), await withHubModel() before new VllmServer, or set model.configPath (--model-config) to its config.json; catalog: ${catalogIds().join(", ")}`,
   );
 }

@@ -8,6 +8,7 @@ import type { ModelArch } from "./catalog";
 import { terminalSafe } from "../config/strings";
 import history from "./data/vllm-flag-history.json";
 import { compareVersions } from "./vllm-versions";
+import { downloadsWeights } from "./times";
 
 /**
  * Up to this release `--quantization bitsandbytes` also needs `--load-format
@@ -90,6 +91,9 @@ export function renderLaunch(c: StackConfig, arch: ModelArch, i: LaunchInput): L
     HF_HOME: c.topology === "slurm" ? `${c.slurm.sharedCacheDir}/huggingface` : c.host.cacheDir,
     // Progress bars in a journal are one line per update; keep vLLM's log lines instead.
     PYTHONUNBUFFERED: "1",
+    // The weights step downloaded the model into HF_HOME before the start: vLLM must not fetch (or
+    // re-resolve the revision) inside the readiness wait.
+    ...(downloadsWeights(c) ? { HF_HUB_OFFLINE: "1" } : {}),
     ...c.host.env,
   };
   const secretEnv: string[] = [];

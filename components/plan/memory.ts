@@ -174,6 +174,16 @@ export function mxfp4PadFactor(arch: ModelArch, tp: number, version: string = NE
   return est(mid, Math.min(iOnly, marlin), Math.max(marlin, mid));
 }
 
+/**
+ * Bytes of the model's checkpoint on disk (all shards): the exact figure when the safetensors index
+ * gave it (`arch.checkpointBytes`: the Hub fetch, or model.checkpointBytes), otherwise the planner's
+ * estimate of the weights in the format they are loaded as (`estimated`, or the one weightBytes makes).
+ * The plan uses it for disk and host-RAM needs; other steps (the weights download) may use it too.
+ */
+export function checkpointBytesOf(arch: ModelArch, quantization: QuantMethod = "none", estimated?: number): number {
+  return arch.checkpointBytes ?? estimated ?? weightBytes(arch, quantization, 1, 1).checkpointBytes;
+}
+
 export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: number, pp: number, padFactor?: number): Weights {
   const native = arch.quantization;
   let method: string = quantization === "none" ? native?.method ?? "none" : quantization;
@@ -203,7 +213,7 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
   return {
     format: method === "none" ? "bf16" : `${method} ${bits}-bit`,
     perRankBytes: (bodyBytes * layersOnBusiestRank + embedOnBusiestRank) / tp,
-    checkpointBytes: bodyBytes + embedBytes,
+    checkpointBytes: checkpointBytesOf(arch, quantization, bodyBytes + embedBytes),
   };
 }
 

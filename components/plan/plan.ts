@@ -13,6 +13,7 @@ import { Launch, renderLaunch, versionedValues } from "./launch";
 import { checkForVersion, compareVersions } from "./vllm-versions";
 import { atLeast, versionWarnings } from "./version";
 import { launcherFlags, renderBatchScript, secretsFileOf } from "./sbatch";
+import { planTimes, TimePlan } from "./times";
 
 /** vLLM's JIT needs a compiler and headers (seed 001: "JIT failed" until python3-dev and libnuma-dev); the steps need curl. */
 export const TOOLCHAIN_PACKAGES = ["build-essential", "python3-dev", "libnuma-dev", "pkg-config", "curl", "ca-certificates"];
@@ -31,6 +32,8 @@ export interface Plan {
   problems: string[];
   warnings: string[];
   launch: Launch;
+  /** How long the download and the load + compile take (estimates). */
+  times: TimePlan;
   steps: Step[];
   /** topology slurm: the batch script that will be submitted */
   batchScript?: string;
@@ -191,13 +194,29 @@ export function suggestFixes(c: StackConfig, arch: ModelArch, base: GpuPlanInput
   return fixes;
 }
 
+/**
+ * V0's scheduler refuses a batch budget below the context when chunked prefill is off
+ * (SchedulerConfig._verify_args, vllm/config.py 0.6.0 ... vllm/config/scheduler.py 0.11.0):
+ * "max_num_batched_tokens (B) is smaller than max_model_len (L). ... Please increase
+ * max_num_batched_tokens or decrease max_model_len." V1 always chunks prefill.
+ */
+export function v0BatchedTokensProblem(c: StackConfig, arch: ModelArch, gpu: GpuPlan, input: GpuPlanInput, maxModelLen: number): string | undefined {
+  if (gpu.engine !== "V0" || maxModelLen <= 0 || input.maxNumBatchedTokens >= maxModelLen) return undefined;
+  const extra = c.serving.extraArgs;
+  const flagOn = extra.some((a) => a === "--enable-chunked-prefill" || /^--enable-chunked-prefill=(true|1)$/i.test(a));
+  const auto = schedulerDefaults(c.hardware.gpuMemoryGiB, c.hardware.gpuName, c.vllm.version, { engine: "V0", maxModelLen, arch }).chunkedPrefill;
+  if (flagOn || auto) return undefined;
+  const b = input.maxNumBatchedTokens;
+  return `serving.maxNumBatchedTokens: ${b} is below maxModelLen ${maxModelLen}, and vLLM ${c.vllm.version} runs the V0 engine here without chunked prefill: it refuses to start ("max_num_batched_tokens (${b}) is smaller than max_model_len (${maxModelLen})") -> set serving.maxNumBatchedTokens to ${maxModelLen} or more, or serving.maxModelLen to ${b} or less, or add --enable-chunked-prefill to serving.extraArgs`;
+}
+
 export function makePlan(loaded: LoadedConfig): Plan {
   const c = loaded.config;
   let arch: ModelArch;
   const jsonProblems = c.model.configPath ? modelConfigProblems(c.model.configPath) : [];
   if (jsonProblems.length) throw new PlanError(jsonProblems);
   try {
-    arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB);
+    arch = resolveModel(c.model.id, c.model.configPath, c.model.paramsB, c.model.checkpointBytes);
   } catch (e) {
     if (e instanceof UnknownModelError) throw new PlanError([e.message]);
     throw e;
@@ -246,6 +265,8 @@ export function makePlan(loaded: LoadedConfig): Plan {
     );
   }
   const maxModelLen = gpu.maxModelLenAsked ?? autoLen ?? autoModelLen(gpu.maxModelLen, arch.maxPositionEmbeddings);
+  const v0Refusal = v0BatchedTokensProblem(c, arch, gpu, input, maxModelLen);
+  if (v0Refusal) problems.push(v0Refusal);
   if (gpu.maxConcurrency > 0 && gpu.maxConcurrency < 1 && problems.length === 0) {
     warnings.push(`serving: only ${gpu.maxConcurrency} requests of ${maxModelLen} tokens fit at once`);
   }
@@ -279,6 +300,14 @@ export function makePlan(loaded: LoadedConfig): Plan {
     );
   }
 
+  const times = planTimes(c, gpu.checkpointGiB);
+  if (times.readinessMinutes > c.host.readinessTimeoutMinutes) {
+    warnings.push(
+      `host.readinessTimeoutMinutes: ${c.host.readinessTimeoutMinutes} min may be too short: ${
+        times.download === "vllm" ? `vLLM downloads (~${times.downloadMinutes} min at ${times.downloadMBps} MB/s, model.download is false), loads` : "loading"
+      } and compiling take ~${times.readinessMinutes} min by the plan's estimate -> raise it to ${Math.ceil(times.readinessMinutes * 1.5)}`,
+    );
+  }
   const launch = renderLaunch(c, arch, {
     maxModelLen,
     maxNumSeqs: input.maxNumSeqs,
@@ -312,19 +341,39 @@ export function makePlan(loaded: LoadedConfig): Plan {
     problems,
     warnings,
     launch,
-    steps: planSteps(c, host),
+    times,
+    steps: planSteps(c, host, times, gpu.checkpointGiB),
     batchScript: c.topology === "slurm" ? renderBatchScript({ config: c, launch, secretsFile: secretsFileOf(c) }) : undefined,
   };
 }
 
-export function planSteps(c: StackConfig, host: HostPlan): Step[] {
+/** The weights step's line of the plan, or none when nothing is downloaded before vLLM starts. */
+function weightsStep(c: StackConfig, times: TimePlan, checkpointGiB: number, cacheDir: string): Step[] {
+  if (times.download !== "step") return [];
+  return [
+    {
+      name: "weights",
+      what: `hf download ${c.model.id} at ${c.model.revision ?? "main"} into ${cacheDir} (~${round(checkpointGiB)} GiB, ~${times.downloadMinutes} min at ${times.downloadMBps} MB/s; resumable, free disk checked first), then vLLM starts with HF_HUB_OFFLINE=1${
+        c.host.removeModelCache ? "; destroy removes what it downloaded" : "; kept on destroy"
+      }`,
+    },
+  ];
+}
+
+/** The readiness line's estimate. */
+function readinessEstimate(times: TimePlan): string {
+  return `load ~${times.loadMinutes} min + compile ~${times.compileMinutes} min${times.download === "vllm" ? ` + vLLM's own download ~${times.downloadMinutes} min` : ""} estimated`;
+}
+
+export function planSteps(c: StackConfig, host: HostPlan, times: TimePlan, checkpointGiB: number): Step[] {
   if (c.topology === "slurm") {
     return [
       { name: "uv-venv", what: `uv ${c.vllm.uvVersion} and a Python ${c.vllm.python} venv at ${c.slurm.sharedVenvPath} (shared filesystem, via the login node)` },
       { name: "vllm-install", what: `${c.vllm.package.replace("{version}", c.vllm.version)} into that venv` },
+      ...weightsStep(c, times, checkpointGiB, `${c.slurm.sharedCacheDir}/huggingface`),
       { name: "job-secrets", what: "API key and HF token into a 0600 file on the shared filesystem" },
       { name: "slurm-job", what: `sbatch on ${c.slurm.partition}: ${c.slurm.nodes} node(s) x ${c.slurm.gpusPerNode} GPUs, ${c.slurm.launcher} launch; waits until it runs` },
-      { name: "readiness", what: `waits for /health and /v1/models on the head node (through the login node), up to ${c.host.readinessTimeoutMinutes} min` },
+      { name: "readiness", what: `waits for /health and /v1/models on the head node (through the login node), up to ${c.host.readinessTimeoutMinutes} min (${readinessEstimate(times)})` },
     ];
   }
   const steps: Step[] = [
@@ -341,8 +390,9 @@ export function planSteps(c: StackConfig, host: HostPlan): Step[] {
   steps.push(
     { name: "uv-venv", what: `uv ${c.vllm.uvVersion} and a Python ${c.vllm.python} venv at ${c.host.venvPath}` },
     { name: "vllm-install", what: `${c.vllm.package.replace("{version}", c.vllm.version)} into the venv` },
+    ...weightsStep(c, times, checkpointGiB, c.host.cacheDir),
     { name: "launch-unit", what: `systemd unit ${c.host.unitName} running vllm serve; secrets in a 0600 environment file` },
-    { name: "readiness", what: `waits for /health and /v1/models, up to ${c.host.readinessTimeoutMinutes} min, with progress from the journal` },
+    { name: "readiness", what: `waits for /health and /v1/models, up to ${c.host.readinessTimeoutMinutes} min (${readinessEstimate(times)}), with progress from the journal` },
   );
   return steps;
 }

@@ -7,7 +7,8 @@ import type { types } from "@pulumi/command";
 import type { SingleStackConfig } from "../config/schema";
 import { Plan, TOOLCHAIN_PACKAGES } from "../plan/plan";
 import { toMiB } from "../plan/host-memory";
-import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, VllmInstall } from "../host/steps";
+import { EarlyOom, LaunchUnit, Swapfile, Toolchain, UvVenv, VllmInstall, Weights, weightsOfPlan } from "../host/steps";
+import { downloadsWeights } from "../plan/times";
 
 export interface SingleHostSteps {
   config: SingleStackConfig;
@@ -22,8 +23,14 @@ export interface SingleHostSteps {
   dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]> | pulumi.Input<pulumi.Resource>;
 }
 
+export interface SingleHost {
+  launch: LaunchUnit;
+  /** The weights step, when it downloads (a Hub id with model.download on). */
+  weights?: Weights;
+}
+
 /** The steps of one host, as children of `parent`; returns the launch unit (whose gate says the server is ready). */
-export function singleHostSteps(parent: pulumi.Resource, name: string, a: SingleHostSteps): LaunchUnit {
+export function singleHostSteps(parent: pulumi.Resource, name: string, a: SingleHostSteps): SingleHost {
   const c = a.config;
   const common = { connection: a.connection, sudo: a.sudo };
   const child = (dependsOn: pulumi.Resource[]) => ({ parent, dependsOn });
@@ -51,7 +58,22 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
   }
   const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: c.host.venvPath, python: c.vllm.python, adopt: c.host.adopt.includes("venv") }, child([toolchain]));
   const install = new VllmInstall(`${name}-vllm-install`, { ...common, venvPath: c.host.venvPath, uvBin: venv.uvBin, vllm: c.vllm }, child([venv]));
-  return new LaunchUnit(
+  const weights = downloadsWeights(c)
+    ? new Weights(
+        `${name}-weights`,
+        {
+          ...common,
+          ...weightsOfPlan(c, a.plan),
+          venvPath: c.host.venvPath,
+          // The cache stays root's here: the service user is made by the launch step, after this one, which
+          // then hands it what root owns in the cache (launch-unit.sh, service_user_create).
+          cacheOwner: undefined,
+          secrets: a.secrets,
+        },
+        child([install]),
+      )
+    : undefined;
+  const launch = new LaunchUnit(
     `${name}-launch`,
     {
       ...common,
@@ -72,6 +94,7 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
       readinessTimeoutSeconds: Math.round(c.host.readinessTimeoutMinutes * 60),
       servedModelName: a.plan.launch.servedModelName,
     },
-    child([install, ...guards]),
+    child([install, ...(weights ? [weights] : []), ...guards]),
   );
+  return { launch, weights };
 }

@@ -8,9 +8,10 @@ import type { types } from "@pulumi/command";
 import type { SlurmStackConfig } from "../config/schema";
 import type { Plan } from "../plan/plan";
 import { secretsFileOf } from "../plan/sbatch";
-import { HostStep } from "../host/host-step";
+import { HostStep, stdoutFacts } from "../host/host-step";
 import { scriptHash } from "../host/remote-command";
-import { UvVenv, VllmInstall } from "../host/steps";
+import { UvVenv, VllmInstall, Weights, weightsOfPlan } from "../host/steps";
+import { downloadsWeights } from "../plan/times";
 
 export interface SlurmSteps {
   config: SlurmStackConfig;
@@ -21,21 +22,15 @@ export interface SlurmSteps {
   dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]> | pulumi.Input<pulumi.Resource>;
 }
 
-/** `key=value` lines of a step's stdout. */
-export function stdoutFacts(stdout: string): Record<string, string> {
-  const facts: Record<string, string> = {};
-  for (const line of stdout.split("\n")) {
-    const m = /^([a-z_]+)=(.*)$/.exec(line.trim());
-    if (m) facts[m[1]] = m[2];
-  }
-  return facts;
-}
+export { stdoutFacts };
 
 export interface SlurmJob {
   jobId: pulumi.Output<string>;
   headNode: pulumi.Output<string>;
   /** The readiness gate (its stdout holds `endpoint=`). */
   gate: HostStep;
+  /** The weights step on the login node, when it downloads. */
+  weights?: Weights;
 }
 
 /** The steps of a SLURM server, as children of `parent`. */
@@ -64,6 +59,15 @@ export function slurmSteps(parent: pulumi.Resource, name: string, a: SlurmSteps)
     },
     child([venv]),
   );
+  // The weights into the shared cache, from the login node (compute nodes often have no way out), before
+  // the job is submitted: the job runs with HF_HUB_OFFLINE=1.
+  const weights = downloadsWeights(c)
+    ? new Weights(
+        `${name}-weights`,
+        { ...common, ...weightsOfPlan(c, a.plan), venvPath: s.sharedVenvPath, secrets: a.secrets, stateDir },
+        child([install]),
+      )
+    : undefined;
   const batch = a.plan.batchScript!;
   const secretsFile = secretsFileOf(c);
   const job = new HostStep(
@@ -87,7 +91,7 @@ export function slurmSteps(parent: pulumi.Resource, name: string, a: SlurmSteps)
       // delete cancels the job recorded on the cluster: it needs where the record is, not the batch script.
       deleteParams: ["PV_JOB_NAME", "PV_SECRETS_FILE", "PV_STATE_DIR", "PV_SCRIPT_DIR", "PV_POLL_SECONDS"],
     },
-    child([install]),
+    child(weights ? [install, weights] : [install]),
   );
   const facts = job.command.stdout.apply(stdoutFacts);
   const jobId = facts.apply((f) => f.job_id ?? "");
@@ -115,5 +119,5 @@ export function slurmSteps(parent: pulumi.Resource, name: string, a: SlurmSteps)
     },
     child([job]),
   );
-  return { jobId, headNode, gate };
+  return { jobId, headNode, gate, weights };
 }

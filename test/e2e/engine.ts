@@ -94,3 +94,10 @@ export function changesOf(events: EngineEvent[]): string[] {
   }
   return [...byUrn.values()];
 }
+
+/** Where in a (JSON) document a string holds `needle`: a secret's clear-text places (an empty list is the pass). */
+export function pathsHolding(o: unknown, needle: string, at = ""): string[] {
+  if (typeof o === "string") return o.includes(needle) ? [at] : [];
+  if (o && typeof o === "object") return Object.entries(o).flatMap(([k, v]) => pathsHolding(v, needle, `${at}/${k}`));
+  return [];
+}

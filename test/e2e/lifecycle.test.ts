@@ -7,7 +7,7 @@ import { bootSandbox, diffSnapshots, freePort, hostSnapshot, Sandbox, shutdownSa
 import { NEWEST_RECORD, putStandinWheels, trustMachineCAs } from "../standin/fixtures";
 import { execFileSync } from "child_process";
 import { REPO_ROOT } from "../host/sandbox";
-import { changesOf, ensureEngine, openStack, removeStack, stackConfigFor } from "./engine";
+import { changesOf, ensureEngine, openStack, pathsHolding, removeStack, stackConfigFor } from "./engine";
 
 jest.setTimeout(30 * 60 * 1000);
 
@@ -40,11 +40,6 @@ async function record(): Promise<{ argv: string[]; pid: number; version: string;
 /** The commands among a preview's changes, by name. */
 function commandsIn(changes: string[]): string[] {
   return changes.filter((x) => x.includes("command:remote:Command")).map((x) => x.split("::").pop()!).sort();
-}
-function pathsHolding(o: unknown, needle: string, at = ""): string[] {
-  if (typeof o === "string") return o.includes(needle) ? [at] : [];
-  if (o && typeof o === "object") return Object.entries(o).flatMap(([k, v]) => pathsHolding(v, needle, `${at}/${k}`));
-  return [];
 }
 async function setConfig(patch: (c: Record<string, any>) => void) {
   stack = await openStack(stack.name, stackConfigFor(sb, port, patch, { relativeTo: REPO_ROOT }));

@@ -8,6 +8,7 @@ import {
 import {
   envFilePath, expectStep, installStandin, launch, launchEnv, readinessEnv, setupVenv, StandinUnitOpts, trustMachineCAs,
 } from "../standin/fixtures";
+import { measuredOfReadiness } from "../../components/plan/measured";
 
 jest.setTimeout(600_000);
 const timer = fileTimer("readiness.test.ts");
@@ -61,6 +62,20 @@ test("waits through a slow start, reporting load/graph-capture progress from the
   expectStep(again, "unchanged");
   expect(again.ms).toBeLessThan(5000);
   timer.mark("slow start");
+});
+
+test("reports vLLM's own startup figures of this start (the stand-in's, in 0.11.0's formats) as `vllm:` lines: the stack's `measured`", async () => {
+  const figures = { VLLM_STANDIN_WEIGHTS_GIB: "15.27", VLLM_STANDIN_KV_GIB: "19.36", VLLM_STANDIN_KV_TOKENS: "140960", VLLM_STANDIN_GRAPH_GIB: "2.44" };
+  expectStep(await launch(sb, opts({ environment: figures }), secrets), "changed");
+  const r = await gate();
+  expectStep(r, "unchanged");
+  expect(r.stdout).toMatch(/^vllm: .*\[gpu_worker\.py:298\] Available KV cache memory: 19\.36 GiB$/m);
+  // the stand-in's default --max-model-len is 4096: 140960 / 4096 = 34.41x
+  expect(measuredOfReadiness(r.stdout)).toEqual({ weightsGiB: 15.27, availableKvGiB: 19.36, kvCacheTokens: 140960, maxConcurrency: 34.41, maxConcurrencyTokens: 4096, cudaGraphGiB: 2.44 });
+  // only this start's lines: a restart with other figures reports the new ones
+  expectStep(await launch(sb, opts({ environment: { ...figures, VLLM_STANDIN_KV_GIB: "7.5" } }), secrets), "changed");
+  expect(measuredOfReadiness((await gate()).stdout)?.availableKvGiB).toBe(7.5);
+  timer.mark("measured");
 });
 
 test("tqdm-style progress (\\r redraws, one line in journald) is shown as text, with heartbeats meanwhile", async () => {

@@ -25,7 +25,8 @@ function config(patch: (x: Record<string, any>) => void = () => {}): Record<stri
     topology: "slurm",
     connection: { host: c.host, port: c.port, user: c.user, privateKeyPath: c.privateKey, hostKeyPath: c.knownHosts },
     hardware: { gpuCount: 4, gpuMemoryGiB: 80, gpuName: "stand-in (no GPU)", interconnect: "nvlink", hostRamGiB: 512, freeDiskGiB: 1000 },
-    model: { id: "meta-llama/Llama-3.1-70B-Instruct" },
+    // the stand-in loads no weights (the weights step has host and e2e tests against a Hub stand-in)
+    model: { id: "meta-llama/Llama-3.1-70B-Instruct", download: false },
     serving: { tensorParallel: 4, pipelineParallel: 2, maxModelLen: 8192, maxNumSeqs: 16, bindHost: "0.0.0.0", port: PORT },
     vllm: { version: "0.11.1", python: "3.11", package: "vllm-standin=={version}", distName: "vllm-standin", importName: "vllm_standin", findLinks: "/shared/wheels", noIndex: true },
     host: { readinessTimeoutMinutes: 4 },

@@ -25,6 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PKG = "vllm_standin"
 DIST = "vllm-standin"
 EPOCH = (2020, 1, 1, 0, 0, 0)
+# What vLLM 0.15.0 installs; `hf download` of it works against test/standin/hub.ts.
+HUB_REQUIREMENT = "huggingface_hub==0.36.2"
 
 
 def record_hash(data):
@@ -48,6 +50,10 @@ def build(version, out):
         "Summary: TEST STAND-IN for vLLM's OpenAI-compatible server (not vLLM); used by pulumi-vllm's host tests",
         "License: Apache-2.0",
         "Requires-Python: >=3.8",
+        # Real vLLM brings huggingface_hub (the weights step runs its `hf`); the stand-in needs
+        # none of it, so it is an extra: `vllm-standin[hub]==X` installs it from the index.
+        "Provides-Extra: hub",
+        "Requires-Dist: %s; extra == \"hub\"" % HUB_REQUIREMENT,
         "",
         "vllm-standin is not vLLM. It speaks vLLM's HTTP endpoints without a model so that",
         "pulumi-vllm can test its systemd unit and readiness gate on machines without a GPU.",

@@ -199,3 +199,35 @@ export function readinessEnv(o: { unitName: string; port: number; served?: strin
     ...over,
   };
 }
+
+/**
+ * The stand-in with huggingface_hub (its `hub` extra, from PyPI: the weights
+ * step runs the venv's `hf`, which real vLLM brings along).
+ */
+export async function installStandinWithHub(sb: Sandbox, version: string): Promise<StepRun> {
+  putStandinWheels(sb, [version]);
+  const env = { ...standinInstallEnv(version), PV_PACKAGE: `vllm-standin[hub]==${version}`, PV_NO_INDEX: "0" };
+  const r = await runStep(sb, { step: "vllm-install", action: "create", env });
+  if (r.code !== 0) throw new Error(`installing the stand-in ${version} with huggingface_hub failed:\n${describeRun(r)}`);
+  return r;
+}
+
+/** Bytes that do not compress or repeat: a stand-in for a checkpoint shard. */
+export function pseudoWeights(bytes: number, seed = 1): Buffer {
+  const b = Buffer.alloc(bytes);
+  let x = seed * 2654435761;
+  for (let i = 0; i < bytes; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+/** A model repository for the hub stand-in: config.json, a tokenizer and one weights file. */
+export function writeHubRepo(root: string, repo: string, weightBytes: number, seed = 1): void {
+  const dir = path.join(root, repo);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ architectures: ["Qwen2ForCausalLM"], hidden_size: 64, seed }));
+  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify({ version: "1.0", seed }));
+  fs.writeFileSync(path.join(dir, "model.safetensors"), new Uint8Array(pseudoWeights(weightBytes, seed)));
+}

@@ -14,6 +14,7 @@
 // Endpoints (the subset the clients call, with the Hub's own headers and
 // error codes, so clients take the same code paths as against the Hub):
 //   GET  /api/models/<repo>/revision/<rev>   repo_info: {id, sha, siblings}
+//        (?blobs=true: each sibling with blobId and lfs {sha256, size})
 //   GET  /api/models/<repo>                   same, for the default branch
 //   GET  /api/models/<repo>/tree/<rev>[/<path>]  list_repo_tree (recursive)
 //   HEAD|GET /<repo>/resolve/<rev>/<file>    file metadata / bytes; Range
@@ -164,7 +165,13 @@ export async function startStandinHub(options: HubOptions): Promise<StandinHub> 
         sha,
         private: false,
         gated: token === undefined ? false : "manual",
-        siblings: files.map((f) => ({ rfilename: f.path, size: f.size })),
+        // ?blobs=true (huggingface_hub's files_metadata=True) adds what the Hub adds: the blob id and
+        // the LFS sha256 the weights step verifies downloads against.
+        siblings: files.map((f) =>
+          (url.searchParams.get("blobs") ?? "").toLowerCase() === "true" // requests sends True
+            ? { rfilename: f.path, size: f.size, blobId: f.gitSha1, lfs: { sha256: f.sha256, size: f.size, pointerSize: 134 } }
+            : { rfilename: f.path, size: f.size },
+        ),
         usedStorage: files.reduce((n, f) => n + f.size, 0),
       });
     }

@@ -15,7 +15,7 @@ describe("pulumi-vllm plan", () => {
   test("--stack rig prints the memory table, host, command, environment and steps", async () => {
     const r = await run(["plan", "--stack", "rig"]);
     expect(r.code).toBe(0);
-    for (const s of ["GPU memory, per GPU", "KV cache", "RAM peak (load)", "Command:", "vllm serve Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "Host steps, in order:", "7. readiness", "Verdict: fits."]) {
+    for (const s of ["GPU memory, per GPU", "KV cache", "RAM peak (load)", "Command:", "vllm serve Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "Time (estimates):", "Host steps, in order:", "6. weights: hf download Qwen/Qwen2.5-72B-Instruct-GPTQ-Int8", "8. readiness", "Verdict: fits."]) {
       expect(r.out).toContain(s);
     }
     expect(r.out).toMatch(/VLLM_API_KEY=\[secret/);
@@ -37,7 +37,8 @@ describe("pulumi-vllm plan", () => {
     expect(await run(["plan", "--gpu", "1"])).toMatchObject({ code: 1, err: expect.stringMatching(/--gpu: unknown flag -> did you mean --gpus\?/) });
     expect((await run(["plan", "--model", "x/y"])).err).toMatch(/--gpus: is required/);
     expect((await run(["plan", "--model", "x/y", "--gpus", "two", "--gpu-memory-gib", "24"])).err).toMatch(/--gpus: "two" is not a number/);
-    expect((await run(["plan", "--model", "x/y", "--gpus", "1", "--gpu-memory-gib", "24"])).err).toMatch(/not in the catalog -> .*--model-config/);
+    // outside the catalog the Hub is asked; offline (never the real Hub in tests) the fix is a local config.json
+    expect((await run(["plan", "--model", "x/y", "--gpus", "1", "--gpu-memory-gib", "24", "--offline"])).err).toMatch(/x\/y is not in the catalog nor in the Hub cache .* -> .*--model-config/);
     expect((await run(["plan", "--stack", "nope"])).err).toMatch(/no such stack file/);
   });
   test("the package bin runs as `npx pulumi-vllm` would", () => {

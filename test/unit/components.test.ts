@@ -24,7 +24,15 @@ pulumi.runtime.setMocks(
             ? { ...args.inputs, hex: `hex-of-${args.name}` }
           : args.type === "test:index:Vm"
             ? { publicIp: "203.0.113.7" }
-            : { ...args.inputs, stdout: /pv-readiness$/.test(args.inputs.create ?? "") ? "ready: http://x serves m (active, MainPID 1) after 1s\nunchanged\n" : "changed\n", stderr: "" };
+            : {
+                ...args.inputs,
+                stdout: /pv-readiness$/.test(args.inputs.create ?? "")
+                  ? "ready: http://x serves m (active, MainPID 1) after 1s\nunchanged\n"
+                  : /pv-weights$/.test(args.inputs.create ?? "")
+                    ? `commit=${COMMIT}\nbytes=15231233024\nchanged\n`
+                    : "changed\n",
+                stderr: "",
+              };
       return { id: `${args.name}-id`, state };
     },
     call: (args) => args.inputs,
@@ -49,6 +57,7 @@ monitor.registerResource = (req: any, cb: any) => {
 };
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2s";
+const COMMIT = "a09a35458c702b33eeacc393d103063234e8bc28";
 // Inputs that hold a secret arrive as { <sig>: ..., value } under mocks.
 const plain = (v: any): any => (v && typeof v === "object" && "value" in v && Object.keys(v).some((k) => /^[0-9a-f]{32}$/.test(k)) ? v.value : v);
 class Vm extends pulumi.CustomResource {
@@ -89,8 +98,8 @@ describe("two VllmServers in one program", () => {
   test("every resource has its own type+name (the URN): no collision", () => {
     const urns = registered.map((r) => `${r.type}::${r.name}`);
     expect(new Set(urns).size).toBe(urns.length);
-    expect(commandsOf("box-a")).toHaveLength(7);
-    expect(commandsOf("box-b")).toHaveLength(7);
+    expect(commandsOf("box-a")).toHaveLength(8);
+    expect(commandsOf("box-b")).toHaveLength(8);
   });
 
   test("each command goes to its own host, and is named after its component, aliased to the step name", () => {
@@ -135,7 +144,7 @@ describe("Inputs, options and outputs", () => {
     new lib.VllmServer("with-provider", args(), { providers: [prov] });
     await settle();
     const cmds = commandsOf("with-provider");
-    expect(cmds).toHaveLength(7);
+    expect(cmds).toHaveLength(8);
     for (const c of cmds) expect(c.provider).toMatch(/::cmd::/);
   });
 
@@ -244,7 +253,7 @@ describe("VllmSlurmServer", () => {
       slurm: { partition: "gpu", gpusPerNode: 1, sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs" },
     });
     await settle();
-    expect(commandsOf("hpc").map((c) => c.name).sort()).toEqual(["hpc-job", "hpc-readiness", "hpc-uv-venv", "hpc-vllm-install"]);
+    expect(commandsOf("hpc").map((c) => c.name).sort()).toEqual(["hpc-job", "hpc-readiness", "hpc-uv-venv", "hpc-vllm-install", "hpc-weights"]);
     const req = requests.find((r) => r.name === "hpc" && r.type === "pulumi-vllm:index:VllmSlurmServer")!;
     expect(req.aliases).toContainEqual(expect.objectContaining({ type: "pulumi-vllm:topology:SlurmCluster" }));
     const job = commandsOf("hpc").find((c) => c.name === "hpc-job")!;
@@ -252,5 +261,61 @@ describe("VllmSlurmServer", () => {
     expect(params(job.inputs.delete)).not.toContain("PV_BATCH_SCRIPT");
     expect(params(job.inputs.create)).toContain("PV_BATCH_SCRIPT");
     expect(await outputValue(s.tunnel)).toMatch(/^ssh -N -L 8000:.*:8000 -p 22 root@10.0.0.1 {2}# then http:\/\/127.0.0.1:8000\/v1$/);
+  });
+});
+
+describe("the weights step", () => {
+  const params = (cmd: string) => cmd.split(" bash -c ")[0];
+  const depsOf = (name: string) => requests.find((r) => r.type === "command:remote:Command" && r.name === name)!.dependencies;
+
+  test("between the install and the unit: the unit's HF_HOME, the token only on stdin, the commit an output; the unit runs offline", async () => {
+    const s = new lib.VllmServer("wts", args({ hfToken: "hf_componentToken123", host: { cacheDir: "/data/hf", removeModelCache: true, env: { HF_ENDPOINT: "https://hub.example.org" } } }));
+    await settle();
+    const w = commandsOf("wts").find((c) => c.name === "wts-weights")!;
+    const p = params(w.inputs.create);
+    for (const x of ["PV_MODEL_ID='Qwen/Qwen2.5-7B-Instruct'", "PV_CACHE_DIR='/data/hf'", "PV_VENV_PATH='/opt/pulumi-vllm/venv'", "PV_REMOVE_CACHE='1'", "PV_HF_ENDPOINT='https://hub.example.org'"]) expect(p).toContain(x);
+    expect(p).toMatch(/PV_CHECKPOINT_BYTES='1[0-9]{10}'/); // ~15 GB of bf16 weights
+    expect(p).toMatch(/PV_STEP_TIMEOUT='[0-9]+'/);
+    expect(w.inputs.create).not.toContain("hf_componentToken123");
+    expect(plain(w.inputs.stdin)).toBe("HF_TOKEN=hf_componentToken123\n");
+    // delete needs where the record is, not the model's size or the token
+    expect(params(w.inputs.delete)).not.toContain("PV_CHECKPOINT_BYTES");
+    expect(params(w.inputs.delete)).toContain("PV_REMOVE_CACHE='1'");
+    const urn = (n: string) => expect.stringMatching(new RegExp(`::${n}$`));
+    expect(depsOf("wts-weights")).toContainEqual(urn("wts-vllm-install"));
+    expect(depsOf("wts-launch-unit")).toContainEqual(urn("wts-weights"));
+    expect(await outputValue(s.modelCommit!)).toBe(COMMIT);
+    const unit = commandsOf("wts").find((c) => c.name === "wts-launch-unit")!;
+    expect(unit.inputs.create).toContain("HF_HUB_OFFLINE=1");
+    expect(unit.inputs.create).toContain("HF_HOME=/data/hf");
+  });
+
+  test("none for model.download false (vLLM fetches, online) or a path on the host", async () => {
+    const off = new lib.VllmServer("wts-off", args({ model: { id: "Qwen/Qwen2.5-7B-Instruct", download: false } }));
+    const configPath = require("path").join(require("fs").mkdtempSync(require("path").join(require("os").tmpdir(), "pv-cfg-")), "config.json");
+    require("fs").writeFileSync(
+      configPath,
+      JSON.stringify({ architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", hidden_size: 3584, intermediate_size: 18944, num_attention_heads: 28, num_key_value_heads: 4, num_hidden_layers: 28, vocab_size: 152064, max_position_embeddings: 32768, torch_dtype: "bfloat16" }),
+    );
+    new lib.VllmServer("wts-local", args({ model: { id: "/models/qwen", configPath } }));
+    await settle();
+    expect(commandsOf("wts-off").map((c) => c.name)).not.toContain("wts-off-weights");
+    expect(commandsOf("wts-local").map((c) => c.name)).not.toContain("wts-local-weights");
+    expect(off.modelCommit).toBeUndefined();
+    expect(commandsOf("wts-off").find((c) => c.name === "wts-off-launch-unit")!.inputs.create).not.toContain("HF_HUB_OFFLINE");
+  });
+
+  test("SLURM: on the login node into the shared cache before the job is submitted; the job runs offline", async () => {
+    const s = new lib.VllmSlurmServer("wts-hpc", {
+      ...args({ serving: { maxModelLen: 8192, bindHost: "0.0.0.0" } }),
+      slurm: { partition: "gpu", gpusPerNode: 1, sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs" },
+    });
+    await settle();
+    const w = commandsOf("wts-hpc").find((c) => c.name === "wts-hpc-weights")!;
+    expect(w.inputs.create).not.toMatch(/^sudo /);
+    for (const x of ["PV_CACHE_DIR='/shared/cache/huggingface'", "PV_VENV_PATH='/shared/venv'", "PV_STATE_DIR='/shared/cache/state'"]) expect(params(w.inputs.create)).toContain(x);
+    expect(depsOf("wts-hpc-job")).toContainEqual(expect.stringMatching(/::wts-hpc-weights$/));
+    expect(commandsOf("wts-hpc").find((c) => c.name === "wts-hpc-job")!.inputs.create).toMatch(/HF_HUB_OFFLINE=1/);
+    expect(await outputValue(s.modelCommit!)).toBe(COMMIT);
   });
 });

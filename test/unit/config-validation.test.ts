@@ -191,12 +191,12 @@ describe("guards", () => {
     v.serving.extraArgs = ["--trust-remote-code"];
     expect(only(v)).toMatch(/^serving.extraArgs.0: --trust-remote-code is set from model.trustRemoteCode/);
   });
-  test("removeModelCache: true is refused as not implemented; false is fine", () => {
+  test("removeModelCache: true and false are both accepted (the weights step removes what it downloaded)", () => {
     const v = base();
     v.host.removeModelCache = true;
-    expect(only(v)).toMatch(/^host.removeModelCache: is not implemented yet: destroy keeps the model cache -> /);
-    v.host.removeModelCache = false;
     expect(problems(v)).toEqual([]);
+    v.host.removeModelCache = "yes";
+    expect(only(v)).toMatch(/^host.removeModelCache: /);
   });
   test.each([
     ["venvPath", "/", /is a system directory/],

@@ -36,6 +36,6 @@ test("importing the library outside a Pulumi program has no side effect and expo
     { cwd: root, encoding: "utf8", env: { ...process.env, PULUMI_CONFIG: "", PULUMI_MONITOR: "", PULUMI_ENGINE: "" } },
   );
   expect(JSON.parse(out)).toEqual(
-    ["VllmServer", "VllmSlurmServer", "planVllmServer", "planVllmSlurmServer", "planSummary", "ServerArgsError", "argsOfStackConfig", "stackServerArgs", "orRunError", "definedOutputs"].sort(),
+    ["VllmServer", "VllmSlurmServer", "planVllmServer", "planVllmSlurmServer", "planSummary", "ServerArgsError", "argsOfStackConfig", "stackServerArgs", "stackServerArgsWithHub", "orRunError", "definedOutputs", "withHubModel", "fetchHubModel", "hubSettings", "HubError", "checkpointBytesOf"].sort(),
   );
 });

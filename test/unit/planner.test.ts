@@ -132,7 +132,7 @@ describe("models outside the catalog", () => {
 
   test("an unknown model without a config.json is an error that says how to give one", () => {
     expect(() => resolveModel("someone/Mystery-13B")).toThrow(UnknownModelError);
-    expect(() => resolveModel("someone/Mystery-13B")).toThrow(/model.configPath \(or --model-config\)/);
+    expect(() => resolveModel("someone/Mystery-13B")).toThrow(/model.configPath \(--model-config\)/);
   });
   test("a local config.json gives the architecture and an estimated size", () => {
     const f = path.join(tmp, "config.json");
@@ -224,6 +224,16 @@ describe("version-aware stack plans", () => {
     expect(p.problems.join("\n")).toMatch(/gpuMemoryUtilization: 0.95 .*refuses to start \("Free memory on device/);
     // before 0.9.1 the budget charges the other processes instead: it still fits at 0.95
     expect(makePlan(stack({ version: "0.8.5" }, { gpuMemoryUtilization: 0.95, maxModelLen: 4096 }, { gpuMemoryInUseGiB: 1 })).problems.join()).not.toMatch(/refuses to start/);
+  });
+  test("V0 refuses maxNumBatchedTokens below maxModelLen without chunked prefill (vLLM's own check); chunked prefill or V1 do not", () => {
+    const p = makePlan(stack({ version: "0.6.4" }, { maxModelLen: 8192, maxNumBatchedTokens: 4096 }));
+    expect(p.fits).toBe(false);
+    expect(p.problems.join("\n")).toMatch(
+      /^serving.maxNumBatchedTokens: 4096 is below maxModelLen 8192, and vLLM 0.6.4 runs the V0 engine here without chunked prefill: it refuses to start \("max_num_batched_tokens \(4096\) is smaller than max_model_len \(8192\)"\) -> set serving.maxNumBatchedTokens to 8192 or more, or serving.maxModelLen to 4096 or less, or add --enable-chunked-prefill/m,
+    );
+    expect(makePlan(stack({ version: "0.6.4" }, { maxModelLen: 8192, maxNumBatchedTokens: 8192 })).problems).toEqual([]);
+    expect(makePlan(stack({ version: "0.6.4" }, { maxModelLen: 8192, maxNumBatchedTokens: 4096, extraArgs: ["--enable-chunked-prefill"] })).problems.join()).not.toMatch(/maxNumBatchedTokens/);
+    expect(makePlan(stack({ version: "0.11.0" }, { maxModelLen: 8192, maxNumBatchedTokens: 4096 })).problems.join()).not.toMatch(/maxNumBatchedTokens/);
   });
   test("the plan shows the KV range and the largest length follows its low end", () => {
     const c = stack({ version: "0.19.1" }, { maxModelLen: 8192 });

@@ -72,10 +72,12 @@ describe("index.ts for a single-host stack", () => {
   let program: Record<string, any>;
   beforeAll(async () => {
     setConfig();
-    program = await import("../../index");
+    // index.ts exports a promise of its outputs: the Hub fetch runs while the config loads.
+    const mod: any = await import("../../index");
+    program = await (mod.default ?? mod);
     await outputValue(program.apiKey);
     await new Promise((r) => setTimeout(r, 200));
-  });
+  }, 60_000);
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   // each command is named after its step component: <server>-<step>, the launch unit's two under <server>-launch
@@ -84,7 +86,7 @@ describe("index.ts for a single-host stack", () => {
 
   test("one component and one remote command per host step, plus the launch unit's readiness gate", () => {
     const types = registered.map((r) => r.type);
-    for (const t of ["Toolchain", "Swapfile", "EarlyOom", "UvVenv", "VllmInstall", "LaunchUnit"]) expect(types).toContain(`pulumi-vllm:host:${t}`);
+    for (const t of ["Toolchain", "Swapfile", "EarlyOom", "UvVenv", "VllmInstall", "Weights", "LaunchUnit"]) expect(types).toContain(`pulumi-vllm:host:${t}`);
     expect(types).toContain("pulumi-vllm:index:VllmServer");
     expect(registered.filter((r) => r.type === "command:remote:Command").map((c) => c.name).sort()).toEqual([
       "vllm-earlyoom",
@@ -94,6 +96,7 @@ describe("index.ts for a single-host stack", () => {
       "vllm-toolchain",
       "vllm-uv-venv",
       "vllm-vllm-install",
+      "vllm-weights",
     ]);
   });
 
@@ -103,7 +106,8 @@ describe("index.ts for a single-host stack", () => {
     expect(deps("earlyoom")).toContain("swapfile");
     expect(deps("uv-venv")).toContain("toolchain");
     expect(deps("vllm-install")).toContain("uv-venv");
-    expect(deps("launch-unit")).toEqual(expect.arrayContaining(["vllm-install", "swapfile", "earlyoom"]));
+    expect(deps("weights")).toContain("vllm-install");
+    expect(deps("launch-unit")).toEqual(expect.arrayContaining(["vllm-install", "weights", "swapfile", "earlyoom"]));
     expect(deps("readiness")).toContain("launch-unit");
   });
 
@@ -134,7 +138,7 @@ describe("index.ts for a single-host stack", () => {
     expect(Array.isArray(byName.readiness.triggers)).toBe(true);
   });
 
-  test("secrets: API key and HF token only on the launch unit's stdin, never in a command string", () => {
+  test("secrets: API key and HF token only on the launch unit's stdin (the token also on the weights step's), never in a command string", () => {
     for (const c of commands()) {
       expect(c.inputs.create).not.toContain(API_KEY);
       expect(c.inputs.create).not.toContain(HF_TOKEN);
@@ -142,7 +146,9 @@ describe("index.ts for a single-host stack", () => {
     }
     const unit = commands().find((c) => c.name === "launch-unit")!;
     expect(plain(unit.inputs.stdin)).toBe(`HF_TOKEN=${HF_TOKEN}\nVLLM_API_KEY=${API_KEY}\n`);
-    for (const c of commands().filter((c) => c.name !== "launch-unit" && c.name !== "readiness")) expect(c.inputs.stdin).toBeUndefined();
+    const weights = commands().find((c) => c.name === "weights")!;
+    expect(plain(weights.inputs.stdin)).toBe(`HF_TOKEN=${HF_TOKEN}\n`);
+    for (const c of commands().filter((c) => !["launch-unit", "readiness", "weights"].includes(c.name))) expect(c.inputs.stdin).toBeUndefined();
   });
 
   test("the secrets' digest in the gate's triggers is keyed by the stack's random key: no state holds a plain sha256 of a secret", () => {

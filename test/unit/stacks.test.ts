@@ -63,7 +63,7 @@ describe("Pulumi.rig.yaml: seed 000/001's rig (8 GPUs on x1 risers, 16 GB RAM, 7
     expect(plan.host.peakRamGiB).toBeGreaterThan(16);
     expect(plan.host.swapGiB).toBeGreaterThanOrEqual(12);
     expect(plan.host.swapGiB).toBeLessThan(128);
-    expect(plan.steps.map((s) => s.name)).toEqual(["toolchain", "swapfile", "earlyoom", "uv-venv", "vllm-install", "launch-unit", "readiness"]);
+    expect(plan.steps.map((s) => s.name)).toEqual(["toolchain", "swapfile", "earlyoom", "uv-venv", "vllm-install", "weights", "launch-unit", "readiness"]);
   });
   test("NCCL P2P and IB off on PCIe x1 risers; spawn workers", () => {
     expect(plan.launch.env).toMatchObject({ NCCL_P2P_DISABLE: "1", NCCL_IB_DISABLE: "1", VLLM_WORKER_MULTIPROC_METHOD: "spawn" });

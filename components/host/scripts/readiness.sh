@@ -25,8 +25,12 @@
 #   PV_TAIL_LINES         journal lines printed on failure (default 40)
 #
 # create: the checks above. The key goes to curl in a config on stdin, never
-#   in argv. On success prints `ready: ...` facts, then `unchanged` (the gate
-#   changes nothing on the host). On failure exits 1 with a clear message.
+#   in argv. On success prints vLLM's own startup figures of this start as
+#   `vllm: <journal line>` (weights loaded, available KV memory, KV cache size,
+#   maximum concurrency, CUDA graph memory; redacted, at most 64 lines; the
+#   server exports them as `measured`), then `ready: ...` facts, then
+#   `unchanged` (the gate changes nothing on the host). On failure exits 1
+#   with a clear message.
 # delete: nothing (prints `unchanged`).
 #
 # Needs: systemd (systemctl, journalctl), curl.
@@ -201,6 +205,15 @@ show_progress() {
   if (( printed )); then LAST_NEWS=$(date +%s); fi
 }
 
+# vLLM's startup figures of this start (formats: components/plan/measured.ts).
+MEASURE_RE='Model loading took [-0-9.]+ GiB|Loading model weights took|model weights take|Available KV cache memory:|kv_cache_size=|reserved for KV Cache is|available_kv_cache_memory|KV cache size: [0-9,]+ tokens|(GPU|CUDA|cuda) blocks: [0-9]+|Maximum concurrency for|Estimated CUDA graph memory:|Graph capturing finished in'
+print_measured() {
+  local inv=${U[InvocationID]:-} out
+  [[ -n $inv ]] || return 0
+  out=$(journalctl -a -u "$UNIT" "_SYSTEMD_INVOCATION_ID=$inv" --no-pager -q -o cat 2>/dev/null || true)
+  grep -E -- "$MEASURE_RE" <<<"$out" | head -n 64 | redact | sed 's/^/vllm: /' || true
+}
+
 # Does the /v1/models body $1 list $MODEL?
 model_listed() {
   if command -v python3 >/dev/null; then
@@ -238,6 +251,7 @@ while :; do
       200)
         if model_listed "$body"; then
           show_progress # the lines logged since the last poll (startup complete)
+          print_measured
           printf 'ready: %s serves %s (%s, MainPID %s) after %ss\n' "$BASE_URL" "$MODEL" "$state" "${U[MainPID]:-?}" "$(elapsed)"
           echo unchanged
           exit 0

@@ -29,6 +29,16 @@ Environment:
                              keeps its output lines bounded)
   VLLM_STANDIN_LENIENT=1     accept unknown flags (removed flags still refused)
   VLLM_STANDIN_VERSION       version when run from the source tree
+  HF_HUB_OFFLINE=1           like vLLM offline: the model's files must already
+                             be in the Hugging Face cache (HF_HUB_CACHE, else
+                             HF_HOME/hub) at --revision (default main), or the
+                             start fails the way vLLM's does; what was found is
+                             recorded under "weights"
+  VLLM_STANDIN_WEIGHTS_GIB   the startup figures it reports, in the log formats of
+  VLLM_STANDIN_KV_GIB        its own version (memory_lines below; default 0):
+  VLLM_STANDIN_KV_TOKENS     weights loaded, available KV memory, KV cache tokens,
+  VLLM_STANDIN_GRAPH_GIB     CUDA graph memory; the concurrency is tokens / the
+                             --max-model-len given (default 4096)
 
 Flags vLLM removed are refused, exit 2, the way vLLM's argparse does
 ("vllm: error: unrecognized arguments: --swap-space 4") when the stand-in's
@@ -42,6 +52,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import signal
 import socket
 import sys
@@ -219,11 +230,43 @@ def identity():
             "capEff": status.get("CapEff"), "capBnd": status.get("CapBnd"), "noNewPrivs": status.get("NoNewPrivs")}
 
 
-def record(args, ver, workers=()):
+def cached_weights(args):
+    """With HF_HUB_OFFLINE=1, the snapshot of the model in the Hugging Face cache
+    (as huggingface_hub resolves it offline: refs/<revision> -> snapshots/<commit>),
+    or an error string when it is not there. None when not offline or a local path."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes", "on"):
+        return None
+    model = args.model_tag or args.model
+    if model.startswith("/"):
+        return None
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub")
+    repo = os.path.join(hub, "models--" + model.replace("/", "--"))
+    rev = getattr(args, "revision", None) or "main"
+    commit = rev
+    if not re.match(r"^[0-9a-f]{40}$", rev):
+        try:
+            with open(os.path.join(repo, "refs", rev)) as f:
+                commit = f.read().strip()
+        except OSError:
+            return "no refs/%s of %s in %s" % (rev, model, hub)
+    snap = os.path.join(repo, "snapshots", commit)
+    if not os.path.isfile(os.path.join(snap, "config.json")):
+        return "no config.json of %s at %s" % (model, snap)
+    files = []
+    for d, _, names in os.walk(snap):
+        for n in names:
+            p = os.path.join(d, n)
+            files.append({"path": os.path.relpath(p, snap), "size": os.path.getsize(p)})
+    return {"offline": True, "hubCache": hub, "snapshot": snap, "commit": commit, "files": sorted(files, key=lambda x: x["path"])}
+
+
+def record(args, ver, workers=(), weights=None):
     path = record_path()
     data = {
         "identity": identity(),
         "writes": write_probes(),
+        "weights": weights,
         "workers": list(workers),
         "standin": True,
         "version": ver,
@@ -236,6 +279,11 @@ def record(args, ver, workers=()):
         "time": time.time(),
         "parsed": {k: v for k, v in vars(args).items() if k != "api_key"},
     }
+    # The record replaces its file (os.replace): never a device or anything else that is not a
+    # regular file (VLLM_STANDIN_RECORD=/dev/null once replaced the machine's /dev/null).
+    if os.path.lexists(path) and not os.path.isfile(path):
+        log("WARNING", "standin", "VLLM_STANDIN_RECORD %s is not a regular file: no record written" % path)
+        return
     d = os.path.dirname(path) or "."
     os.makedirs(d, mode=0o700, exist_ok=True)
     tmp = "%s.%d.tmp" % (path, os.getpid())
@@ -412,7 +460,48 @@ def make_handler(state):
     return Handler
 
 
-def simulate_loading(delay, shards):
+MAX_MODEL_LEN = [4096]
+
+
+def memory_lines(ver, load_secs):
+    """vLLM's startup memory lines in the release's own format (logger calls read from the
+    0.6.0, 0.11.0, 0.15.0 and 0.33.0 sources; components/plan/measured.ts lists them), with the
+    figures from the VLLM_STANDIN_* knobs. Nothing is measured: the stand-in has no GPU."""
+    weights = float(os.environ.get("VLLM_STANDIN_WEIGHTS_GIB") or 0)
+    kv = float(os.environ.get("VLLM_STANDIN_KV_GIB") or 0)
+    tokens = int(os.environ.get("VLLM_STANDIN_KV_TOKENS") or 0)
+    graph = float(os.environ.get("VLLM_STANDIN_GRAPH_GIB") or 0)
+    mml = MAX_MODEL_LEN[0]
+    conc = tokens / mml if mml else 0.0
+    v = _vtuple(ver)
+    if v < (0, 8, 0):  # V0: worker/model_runner.py, executor/gpu_executor.py
+        log("INFO", "model_runner.py:926", "Loading model weights took %.4f GB" % weights)
+        if v >= (0, 6, 5):
+            log("INFO", "worker.py:262", "model weights take %.2fGiB; non_torch_memory takes 0.00GiB; PyTorch activation peak "
+                "memory takes 0.00GiB; the rest of the memory reserved for KV Cache is %.2fGiB." % (weights, kv))
+        log("INFO", "gpu_executor.py:122", "# %s blocks: %d, # CPU blocks: %d" % ("CUDA" if v >= (0, 7, 0) else "GPU", tokens // 16, 2048))
+        if v >= (0, 6, 1):
+            log("INFO", "gpu_executor.py:126", "Maximum concurrency for %s tokens per request: %.2fx" % (mml, conc))
+        return
+    if v < (0, 12, 0):  # V1 0.8-0.11
+        log("INFO", "gpu_model_runner.py:2653", "Model loading took %.4f GiB and %.6f seconds" % (weights, load_secs))
+        log("INFO", "gpu_worker.py:298", "Available KV cache memory: %.2f GiB" % kv)
+        log("INFO", "kv_cache_utils.py:1087", "GPU KV cache size: {:,} tokens".format(tokens))
+        log("INFO", "kv_cache_utils.py:1091", "Maximum concurrency for {:,} tokens per request: {:.2f}x".format(mml, conc))
+        return
+    # 0.12-0.33: format_gib (round to 2 places), "memory and"; the graph estimate from 0.18
+    log("INFO", "gpu_model_runner.py:5089", "Model loading took %s GiB memory and %.6f seconds" % (round(weights, 2), load_secs))
+    if v >= (0, 18, 0):
+        log("INFO", "gpu_model_runner.py:6410", "Estimated CUDA graph memory: %.2f GiB total" % graph)
+    log("INFO", "gpu_worker.py:773", "Available KV cache memory: %s GiB" % round(kv, 2))
+    if v >= (0, 33, 0):
+        log("INFO", "kv_cache_utils.py:1148", "GPU KV cache size: {:,} tokens, Maximum concurrency for {:,} tokens per request: {:.2f}x".format(tokens, mml, conc))
+    else:
+        log("INFO", "kv_cache_utils.py:1307", "GPU KV cache size: {:,} tokens".format(tokens))
+        log("INFO", "kv_cache_utils.py:1313", "Maximum concurrency for {:,} tokens per request: {:.2f}x".format(mml, conc))
+
+
+def simulate_loading(delay, shards, ver):
     t0 = time.time()
     load_part, graph_part = delay * 0.6, delay * 0.3
     log("INFO", "default_loader.py:267", "Loading weights took 0.00 seconds (stand-in: nothing is loaded)")
@@ -427,17 +516,18 @@ def simulate_loading(delay, shards):
             sys.stderr.flush()
         else:
             log("INFO", "weight_utils.py:412", msg)
-    log("INFO", "gpu_model_runner.py:2602",
-        "Model loading took 0.0000 GiB and %.6f seconds" % (time.time() - t0))
-    log("INFO", "gpu_worker.py:298", "Available KV cache memory: 0.00 GiB (stand-in)")
-    log("INFO", "kv_cache_utils.py:1087", "GPU KV cache size: 0 tokens (stand-in)")
+    memory_lines(ver, time.time() - t0)
     steps = 4
     for i in range(steps + 1):
         if i:
             time.sleep(graph_part / steps)
         log("INFO", "gpu_model_runner.py:3480",
             "Capturing CUDA graphs (mixed prefill-decode, PIECEWISE): %3d%% | %d/%d" % (100 * i // steps, i, steps))
-    log("INFO", "gpu_model_runner.py:3559", "Graph capturing finished in %.0f secs" % graph_part)
+    graph = float(os.environ.get("VLLM_STANDIN_GRAPH_GIB") or 0)
+    if _vtuple(ver) >= (0, 8, 0):
+        log("INFO", "gpu_model_runner.py:3559", "Graph capturing finished in %.0f secs, took %.2f GiB" % (graph_part, graph))
+    else:
+        log("INFO", "model_runner.py:1335", "Graph capturing finished in %.0f secs." % graph_part)
     time.sleep(max(0.0, delay - (time.time() - t0)))
     log("INFO", "core.py:214",
         "init engine (profile, create kv cache, warmup model) took %.2f seconds" % (time.time() - t0))
@@ -548,7 +638,12 @@ def main(argv=None):
         if args.headless:
             return headless_worker(args)
         workers = wait_for_workers(args, nnodes)
-    record(args, ver, workers)
+    weights = cached_weights(args)
+    if isinstance(weights, str):
+        log("ERROR", "config.py:1302", "OSError: We couldn't connect to 'https://huggingface.co' to load the files, "
+                                       "and couldn't find them in the cached files (HF_HUB_OFFLINE=1; stand-in: %s)" % weights)
+        return 1
+    record(args, ver, workers, weights)
 
     def on_term(signum, _frame):
         log("INFO", "launcher.py:110", "Shutting down FastAPI HTTP server (signal %d)." % signum)
@@ -563,7 +658,9 @@ def main(argv=None):
     long_line = int(os.environ.get("VLLM_STANDIN_LONG_LINE") or 0)
     if long_line > 0:
         log("INFO", "loader.py:1", "Loading weights: " + "w" * long_line)
-    simulate_loading(delay, shards)
+    if (args.max_model_len or "").isdigit():
+        MAX_MODEL_LEN[0] = int(args.max_model_len)
+    simulate_loading(delay, shards, ver)
     if crash:
         log("ERROR", "core.py:708", "EngineCore failed to start.")
         leaked = []
