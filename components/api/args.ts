@@ -212,11 +212,17 @@ export interface HostArgs {
   /** The systemd unit's name. Defaults to "vllm.service". */
   unitName?: string;
   /**
+   * The system user vLLM runs as, never root (nor another system account): made by the launch step, in the video and
+   * render groups when the host has them, owning cacheDir; destroy removes it if pulumi-vllm made it. Defaults to "vllm".
+   */
+  serviceUser?: string;
+  /**
    * What may be taken over when the host already has it and pulumi-vllm did not make it: "unit" (a service named
    * unitName; destroy puts the original back), "venv" (no longer accepted on a single host: venvPath is a link), "swap" (a swap file
-   * of another size at swap.path; resized, destroy leaves it). Anything else that is there is refused. Defaults to [].
+   * of another size at swap.path; resized, destroy leaves it), "user" (an account named serviceUser; destroy leaves
+   * it, out of the GPU groups it was put in). Anything else that is there is refused. Defaults to [].
    */
-  adopt?: ("unit" | "venv" | "swap")[];
+  adopt?: ("unit" | "venv" | "swap" | "user")[];
   /** Minutes `pulumi up` waits for /health and /v1/models: loading and compiling (the weights step downloads before). Defaults to 60. */
   readinessTimeoutMinutes?: number;
   /** Non-secret environment for the server, merged over the rendered one. Defaults to {}. */

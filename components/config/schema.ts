@@ -37,6 +37,7 @@ import {
   textProblem,
   unitName,
   userName,
+  serviceUserName,
   worldWritableLooking,
   describeValue,
 } from "./strings";
@@ -520,11 +521,17 @@ export const Host = z
     /** The systemd service running vLLM. Defaults to vllm.service. */
     unitName: unitName().default("vllm.service"),
     /**
+     * The system user vLLM runs as (never root): made by the launch step (in the video and render groups
+     * when the host has them, owning host.cacheDir), removed by destroy if pulumi-vllm made it. Defaults to vllm.
+     */
+    serviceUser: serviceUserName().default("vllm"),
+    /**
      * What pulumi-vllm may take over when the host already has it and pulumi-vllm did not make it:
      * `unit` (a service named host.unitName; destroy puts the original back), `swap` (a swap file of another size at host.swap.path; resized,
-     * destroy leaves it). Anything else that is there is refused, never overwritten. Defaults to [].
+     * destroy leaves it), `user` (an account named host.serviceUser; destroy leaves it, out of the GPU
+     * groups it was put in). Anything else that is there is refused, never overwritten. Defaults to [].
      */
-    adopt: z.array(z.enum(["unit", "venv", "swap"])).default([]),
+    adopt: z.array(z.enum(["unit", "venv", "swap", "user"])).default([]),
     /** Minutes `pulumi up` waits for /health and /v1/models: loading and compiling (the weights step downloads before). Defaults to 60 (seed 001's rig needed ~45). */
     readinessTimeoutMinutes: real({ gt: 0, max: 10080, example: 60 }).default(60),
     /** Non-secret environment for the server, merged over the rendered one. No credentials (they are secret config). Defaults to {}. */

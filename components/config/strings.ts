@@ -158,6 +158,23 @@ export const unitName = () =>
             : undefined,
   });
 
+/** Names of accounts that are the system's own: vLLM never runs as one, nor becomes one. */
+const SYSTEM_USERS = new Set(["root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "_apt", "messagebus", "sshd", "systemd-network", "systemd-resolve", "systemd-timesync"]);
+
+/** The account vLLM runs as, for useradd and systemd's User= (lower case, portable, at most 32 characters). */
+export const serviceUserName = () =>
+  text({
+    max: 32,
+    chars: /[a-z0-9_-]/,
+    charsHint: "lower-case letters, digits, _ and -",
+    check: (u) =>
+      !/^[a-z_]/.test(u)
+        ? "must start with a lower-case letter or _ -> e.g. vllm"
+        : SYSTEM_USERS.has(u)
+          ? "is an account of the system itself: vLLM would run with its rights (and destroy could remove it) -> use a user of its own, e.g. vllm"
+          : undefined,
+  });
+
 /** Is `h` an IP address or an RFC 1123 host name? */
 export function isHostOrIp(h: string): boolean {
   if (net.isIP(h)) return true;

@@ -34,6 +34,14 @@ export interface UnitSpec {
   environmentFile: string;
   /** run as this user (default: root, systemd's default) */
   user?: string;
+  /** ... and this group (default: the user's login group) */
+  group?: string;
+  /**
+   * Turns on the sandbox (see HARDENING): the whole file system read-only
+   * except these absolute paths (the model cache, the server's home), which
+   * must exist when the unit starts.
+   */
+  readWritePaths?: string[];
   workingDirectory?: string;
   /** seconds; with Type=exec it bounds fork+exec, kept long for a 45-min start */
   timeoutStartSec: number;
@@ -126,6 +134,50 @@ function checkInt(what: string, v: number, min: number, max = Number.MAX_SAFE_IN
   if (!Number.isInteger(v) || v < min || v > max) fail(`${what} must be an integer in [${min}, ${max}], got ${v}`);
 }
 
+/**
+ * The systemd sandbox of a vLLM server, each directive with why it is there
+ * (systemd.exec(5)). What vLLM needs, and so what is NOT restricted:
+ * - the GPUs: /dev/nvidia*, /dev/nvidia-uvm, /dev/dri, /dev/kfd. No
+ *   PrivateDevices=, DevicePolicy=, DeviceAllow= (nor ProtectClock=, which
+ *   adds a DeviceAllow= and so closes every other device).
+ * - /dev/shm: NCCL and PyTorch share tensors between the workers there
+ *   (PrivateTmp= does not touch it; no PrivateIPC=, RemoveIPC=).
+ * - writable, executable memory: Triton, torch.compile, CUDA graphs and
+ *   FlashInfer compile kernels at run time (no MemoryDenyWriteExecute=).
+ * - a wide set of system calls (CUDA, NCCL, Ray, io_uring in some loaders):
+ *   no SystemCallFilter=, whose allow-lists break on a new release.
+ * - the network: it is an HTTP server, and NCCL/Ray talk TCP and InfiniBand
+ *   (no PrivateNetwork=, RestrictAddressFamilies=).
+ * - compile caches and the model cache: the writable paths (its home, whose
+ *   ~/.cache holds vLLM's, Triton's and FlashInfer's caches, and HF_HOME).
+ */
+export const HARDENING: readonly string[] = [
+  // No setuid/setgid/file capability can raise the server's privileges (a
+  // remote-code model, a compromised dependency); vLLM execs nothing that needs it.
+  "NoNewPrivileges=yes",
+  // The whole file system read-only (the venv, /etc, /usr, /opt) except ReadWritePaths=.
+  "ProtectSystem=strict",
+  // Its own /tmp and /var/tmp: torch's inductor cache and temp files stay its own.
+  "PrivateTmp=yes",
+  // An unprivileged user needs no capability; none can be gained back.
+  "CapabilityBoundingSet=",
+  "AmbientCapabilities=",
+  // No new setuid/setgid files (a way to hand privileges to another user).
+  "RestrictSUIDSGID=yes",
+  // /proc/sys, /sys and the like read-only; no kernel modules loaded; the
+  // cgroup tree read-only: a server has no business changing the kernel.
+  "ProtectKernelTunables=yes",
+  "ProtectKernelModules=yes",
+  "ProtectControlGroups=yes",
+  // No personality(2) tricks (old ABIs), no realtime scheduling that could
+  // starve the machine (sshd included) when the server spins.
+  "LockPersonality=yes",
+  "RestrictRealtime=yes",
+];
+
+/** Paths under which ProtectHome=yes would hide something the server must read or write. */
+const HOME_DIRS = ["/home", "/root", "/run/user"];
+
 export function renderUnit(spec: UnitSpec): string {
   const {
     unitName, description, execArgv, environment, environmentFile, user, workingDirectory,
@@ -153,6 +205,9 @@ export function renderUnit(spec: UnitSpec): string {
   checkPath("environmentFile", environmentFile);
   if (workingDirectory !== undefined) checkPath("workingDirectory", workingDirectory);
   if (user !== undefined && !/^[a-z_][a-z0-9_-]*\$?$/i.test(user)) fail(`user ${JSON.stringify(user)} is not a valid user name`);
+  if (spec.group !== undefined && !/^[a-z_][a-z0-9_-]*$/i.test(spec.group)) fail(`group ${JSON.stringify(spec.group)} is not a valid group name`);
+  const rw = spec.readWritePaths;
+  for (const p of rw ?? []) checkPath("readWritePaths", p);
   for (const u of after) if (!OTHER_UNIT_NAME.test(u)) fail(`after: ${JSON.stringify(u)} is not a unit name`);
   checkInt("timeoutStartSec", timeoutStartSec, 1);
   checkInt("timeoutStopSec", timeoutStopSec, 1);
@@ -190,6 +245,19 @@ export function renderUnit(spec: UnitSpec): string {
   }
   lines.push(`EnvironmentFile=${escapeSpecifiers(environmentFile)}`);
   if (user !== undefined) lines.push(`User=${user}`);
+  if (spec.group !== undefined) lines.push(`Group=${spec.group}`);
+  if (rw !== undefined) {
+    // The NVIDIA driver creates /dev/nvidia-uvm on first use with the setuid
+    // nvidia-modprobe, which NoNewPrivileges= (and a non-root user) cannot run:
+    // make the nodes first, as root ("+"); "-": a host without it (AMD, no
+    // GPU, nodes made by udev) starts anyway.
+    lines.push("ExecStartPre=-+/usr/bin/nvidia-modprobe -u -c=0", ...HARDENING);
+    // Home directories hidden, unless the server must reach something there
+    // (read-only then: ReadWritePaths= still opens its own paths).
+    const underHome = [execArgv[0], workingDirectory, ...rw].some((p) => p !== undefined && HOME_DIRS.some((h) => p === h || p.startsWith(h + "/")));
+    lines.push(`ProtectHome=${underHome ? "read-only" : "yes"}`);
+    if (rw.length > 0) lines.push(`ReadWritePaths=${rw.map(escapeSpecifiers).join(" ")}`);
+  }
   if (workingDirectory !== undefined) lines.push(`WorkingDirectory=${escapeSpecifiers(workingDirectory)}`);
   lines.push(
     "Restart=on-failure",

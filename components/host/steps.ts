@@ -1,7 +1,7 @@
 // The host steps, each a typed HostStep: what the stack config and the plan
 // decide becomes the PV_* parameters of the step's script (documented at
 // the top of each script in ./scripts).
-import { createHash } from "crypto";
+import { createHmac } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { HostStep, HostStepArgs, stdoutFacts } from "./host-step";
 import { renderUnit } from "./render-unit";
@@ -19,6 +19,18 @@ export class Toolchain extends HostStep {
     super("toolchain", name, { ...a, params: { PV_PACKAGES: a.packages.join(" "), PV_APT_LOCK_TIMEOUT: String(a.aptLockTimeoutSeconds) } }, opts, "pulumi-vllm:host:Toolchain");
   }
 }
+
+/**
+ * A trigger that replaces a step when its name (host.unitName, host.venvPath) changes, so that the old
+ * step's delete removes the old unit or venv (an update would only make the new one). Empty for the
+ * default name: stacks made before renames were handled keep their triggers (no replacement on upgrade).
+ */
+export function renameTrigger(value: string, defaultValue: string): string[] {
+  return value === defaultValue ? [] : [`name:${value}`];
+}
+/** host.unitName's and host.venvPath's defaults (schema.ts; test/unit/steps.test.ts keeps them equal). */
+export const DEFAULT_UNIT_NAME = "vllm.service";
+export const DEFAULT_VENV_PATH = "/opt/pulumi-vllm/venv";
 
 /** PV_ADOPT=1 only when asked: a stack that adopts nothing keeps its step parameters as they were. */
 const adoptParam = (adopt?: boolean): Record<string, string> => (adopt ? { PV_ADOPT: "1" } : {});
@@ -74,6 +86,8 @@ export class UvVenv extends HostStep {
           ...(a.stateDir ? { PV_STATE_DIR: a.stateDir } : {}),
           ...adoptParam(a.adopt),
         },
+        // (versioned venvs: uv alone, no venv here to rename)
+        triggers: "uvOnly" in a ? [] : renameTrigger(a.venvPath, DEFAULT_VENV_PATH),
       },
       opts,
       "pulumi-vllm:host:UvVenv",
@@ -130,7 +144,7 @@ export class VllmInstall extends HostStep {
         // Python, so a parameter would do; the trigger stays as it was, or every stack of an earlier release would
         // replace this step, whose old delete empties the venv the server runs. The versioned delete a Python change
         // now runs keeps the venv the server runs.)
-        triggers: [v.python],
+        triggers: [v.python, ...renameTrigger(a.venvPath, DEFAULT_VENV_PATH)],
       },
       opts,
       "pulumi-vllm:host:VllmInstall",
@@ -211,6 +225,14 @@ export interface LaunchUnitArgs extends Common {
   /** Take over a unit of this name that pulumi-vllm did not make (host.adopt: unit). */
   adopt?: boolean;
   unitName: string;
+  /** The system user the server runs as (host.serviceUser); made by the step unless it exists. */
+  serviceUser: string;
+  /** Take over an account of that name that pulumi-vllm did not make (host.adopt: user). */
+  adoptUser?: boolean;
+  /** HF_HOME (host.cacheDir): the one writable path besides the server's home. */
+  cacheDir: string;
+  /** The key of the HMAC by which the secrets are a trigger (a per-stack random secret). */
+  triggerKey: pulumi.Input<string>;
   description: string;
   argv: string[];
   env: Record<string, string>;
@@ -235,18 +257,24 @@ export class LaunchUnit extends pulumi.ComponentResource {
   readonly readiness: HostStep;
   readonly unitText: string;
   readonly envFile: string;
+  /** The server's home: its only writable path besides the model cache. */
+  readonly home: string;
 
   constructor(name: string, a: LaunchUnitArgs, opts?: Opts) {
     // The command line, one flag and its value per entry, recorded as this component's inputs: a
     // preview's --diff then names the flag that changed (the unit text inside the step's command is one long line).
     super("pulumi-vllm:host:LaunchUnit", name, { unitName: a.unitName, command: flagLines(a.argv), environment: a.env }, opts);
     this.envFile = `/etc/pulumi-vllm/${a.unitName.replace(/\.service$/, "")}.env`;
+    this.home = serverHome(a.unitName);
     this.unitText = renderUnit({
       unitName: a.unitName,
       description: a.description,
       execArgv: a.argv,
-      environment: a.env,
+      environment: { ...homeEnv(this.home), ...a.env },
       environmentFile: this.envFile,
+      user: a.serviceUser,
+      group: a.serviceUser,
+      readWritePaths: [this.home, a.cacheDir],
       // Seed 001: a 28 min load plus 15-20 min of silent init. Type=exec returns at exec; this only bounds a hung start.
       timeoutStartSec: 45 * 60 + 15 * 60,
       restartSec: 30,
@@ -278,11 +306,17 @@ export class LaunchUnit extends pulumi.ComponentResource {
           PV_PORT: String(a.port),
           PV_BIND_HOST: a.bindHost,
           PV_REQUIRED_SECRETS: a.requiredSecrets.join(","),
+          PV_SERVICE_USER: a.serviceUser,
+          PV_SERVICE_HOME: this.home,
+          PV_CACHE_DIR: a.cacheDir,
           ...adoptParam(a.adopt),
           ...venv,
+          ...(a.adoptUser ? { PV_ADOPT_USER: "1" } : {}),
         },
         secrets: a.secrets,
         secretOutput: true,
+        // A new name is a new unit: the old one's delete runs first (deleteBeforeReplace: the port is free).
+        triggers: renameTrigger(a.unitName, DEFAULT_UNIT_NAME),
         // delete stops the unit and removes its files (and the venv link it recorded): it needs their names, not the unit's content.
         deleteParams: ["PV_UNIT_NAME", "PV_ENV_FILE"],
       },
@@ -301,9 +335,11 @@ export class LaunchUnit extends pulumi.ComponentResource {
           PV_TIMEOUT_SECONDS: String(a.readinessTimeoutSeconds),
           PV_POLL_SECONDS: "5",
         },
-        // Re-run the gate after every restart of the unit: its command, or its secrets (by hash:
-        // a digest of a random key reveals nothing, and keeps the gate's diff readable).
-        triggers: [this.unit.command.create, pulumi.unsecret(this.unit.command.stdin.apply((x) => createHash("sha256").update(x ?? "").digest("hex")))],
+        // Re-run the gate after every restart of the unit: its command, or its secrets, as a keyed
+        // digest (plain, so the gate's diff stays readable): it changes with a secret, and without the
+        // stack's own random key it cannot be checked against a guess (a plain sha256 of a short
+        // or reused key could).
+        triggers: [this.unit.command.create, secretsDigest(a.triggerKey, this.unit.command.stdin)],
         secretOutput: true,
         // delete does nothing.
         deleteParams: [],
@@ -312,6 +348,25 @@ export class LaunchUnit extends pulumi.ComponentResource {
     );
     this.registerOutputs({});
   }
+}
+
+/** HMAC-SHA256 of the secrets (the step's stdin) under `key`, as a plain value for a trigger. */
+export function secretsDigest(key: pulumi.Input<string>, stdin: pulumi.Input<string | undefined>): pulumi.Output<string> {
+  return pulumi.unsecret(pulumi.all([key, stdin]).apply(([k, x]) => createHmac("sha256", k).update(x ?? "").digest("hex")));
+}
+
+/** The server's home (HOME, its caches): its own, below the steps' state, removed with the unit. */
+export function serverHome(unitName: string): string {
+  return `/var/lib/pulumi-vllm/home/${unitName.replace(/\.service$/, "")}`;
+}
+
+/**
+ * Where vLLM and its libraries write besides HF_HOME: vLLM's cache (torch.compile, usage stats),
+ * Triton's and FlashInfer's kernels, CUDA's compute cache all follow HOME / XDG_*; ProtectSystem=strict
+ * leaves them nowhere else to write.
+ */
+export function homeEnv(home: string): Record<string, string> {
+  return { HOME: home, XDG_CACHE_HOME: `${home}/.cache`, XDG_CONFIG_HOME: `${home}/.config` };
 }
 
 /** argv as display lines: the program and its positional words, then each flag with its value. */

@@ -17,6 +17,8 @@ export interface SingleHostSteps {
   sudo: pulumi.Input<boolean>;
   /** VLLM_API_KEY (when the policy is not none) and HF_TOKEN (when set), as secrets. */
   secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** The per-stack key of the secrets' digest in triggers (secret). */
+  triggerKey: pulumi.Input<string>;
   /** What the first step waits for (the server's own dependsOn: children do not inherit it). */
   dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]> | pulumi.Input<pulumi.Resource>;
 }
@@ -71,8 +73,8 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
           ...weightsOfPlan(c, a.plan),
           // the hf CLI of the release being installed: the link (host.venvPath) moves only in the launch step
           venvPath: target,
-          // The unit runs as root (systemd's default): the cache stays root's, world-readable. A service
-          // user for vLLM is named here, so that the cache becomes its.
+          // The cache stays root's here: the service user is made by the launch step, after this one, which
+          // then hands it what root owns in the cache (launch-unit.sh, service_user_create).
           cacheOwner: undefined,
           secrets: a.secrets,
         },
@@ -85,6 +87,10 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
       ...common,
       adopt: c.host.adopt.includes("unit"),
       unitName: c.host.unitName,
+      serviceUser: c.host.serviceUser,
+      adoptUser: c.host.adopt.includes("user"),
+      cacheDir: c.host.cacheDir,
+      triggerKey: a.triggerKey,
       // The version is in the unit so that a vLLM upgrade restarts the server.
       description: `vLLM ${c.vllm.version} serving ${a.plan.launch.servedModelName} (pulumi-vllm)`,
       argv: a.plan.launch.argv,

@@ -6,7 +6,7 @@
 // vLLM is the stand-in (test/standin): no GPU here.
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, diffSnapshots, freePort, hostSnapshot, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun, Snapshot } from "../host/sandbox";
-import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
+import { NEWEST_RECORD, putStandinWheels, trustMachineCAs } from "../standin/fixtures";
 import { openStack, removeStack, stackConfigFor } from "./engine";
 
 jest.setTimeout(30 * 60 * 1000);
@@ -44,7 +44,7 @@ async function sha(path: string): Promise<string> {
   return (await sshOk(sb, `sha256sum ${path} | cut -c1-64`)).trim();
 }
 async function record(): Promise<{ argv: string[]; pid: number }> {
-  return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json"));
+  return JSON.parse(await sshOk(sb, NEWEST_RECORD));
 }
 /** A systemd drop-in that makes vllm.service fail to start when its unit file matches `re`. */
 async function faultWhenUnitHas(re: string) {

@@ -4,7 +4,7 @@
 // vLLM is the stand-in (test/standin): no GPU here.
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, diffSnapshots, freePort, hostSnapshot, Sandbox, shutdownSandbox, sshOk, sshRun, Snapshot } from "../host/sandbox";
-import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
+import { NEWEST_RECORD, putStandinWheels, trustMachineCAs } from "../standin/fixtures";
 import { execFileSync } from "child_process";
 import { REPO_ROOT } from "../host/sandbox";
 import { changesOf, ensureEngine, openStack, pathsHolding, removeStack, stackConfigFor } from "./engine";
@@ -34,8 +34,8 @@ async function preview(): Promise<EngineEvent[]> {
   await stack.preview({ onEvent: (e) => events.push(e), onOutput: (o) => log.push(o) });
   return events;
 }
-async function record(): Promise<{ argv: string[]; pid: number; version: string; env: Record<string, string> }> {
-  return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json"));
+async function record(): Promise<{ argv: string[]; pid: number; version: string; env: Record<string, string>; identity: { user: string } }> {
+  return JSON.parse(await sshOk(sb, NEWEST_RECORD));
 }
 /** The commands among a preview's changes, by name. */
 function commandsIn(changes: string[]): string[] {
@@ -153,6 +153,8 @@ test("6. stack export and the logs hold no API key or HF token in clear text", a
   const cmdline = await sshOk(sb, `tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value vllm.service)/cmdline`);
   expect(cmdline).not.toContain(key);
   expect(await sshOk(sb, "stat -c '%a %U' /etc/pulumi-vllm/vllm.env")).toBe("600 root\n");
+  // the server itself is not root
+  expect((await record()).identity.user).toBe("vllm");
 });
 
 test("8. a connection dropped mid-step fails up with a clear error; the next up converges", async () => {
@@ -177,6 +179,29 @@ test("8. a connection dropped mid-step fails up with a clear error; the next up 
   expect(Object.keys(summary).filter((k) => k !== "same")).toEqual([]);
 });
 
+test("9. renaming unitName and venvPath replaces their steps: the old unit and venv are removed first, the new ones serve on the same port", async () => {
+  await setConfig((c) => {
+    c.serving = { ...c.serving, maxModelLen: 2048 };
+    c.host = { ...c.host, env: { VLLM_STANDIN_START_DELAY: "25" }, unitName: "vllm-renamed.service", venvPath: "/opt/pulumi-vllm/venv-renamed" };
+  });
+  const renamed = changesOf(await preview());
+  // deleteBeforeReplace: the old unit's delete frees the port before the new one starts
+  for (const step of ["vllm-launch-unit", "vllm-uv-venv", "vllm-vllm-install"]) expect(renamed).toContainEqual(expect.stringMatching(new RegExp(`^replace .*::${step}$`)));
+  await up();
+  expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
+  expect((await sshRun(sb, "test -e /etc/pulumi-vllm/vllm.env")).code).not.toBe(0);
+  expect((await sshRun(sb, "test -e /opt/pulumi-vllm/venv")).code).not.toBe(0);
+  expect((await sshRun(sb, "test -e /var/lib/pulumi-vllm/home/vllm")).code).not.toBe(0);
+  expect((await sshOk(sb, "systemctl is-active vllm-renamed.service")).trim()).toBe("active");
+  const r = await record();
+  expect(r.argv[0]).toBe("/opt/pulumi-vllm/venv-renamed/bin/vllm");
+  expect(r.identity.user).toBe("vllm");
+  // only this stack's state files are left: none for the old names
+  expect((await sshOk(sb, "ls /var/lib/pulumi-vllm/launch-unit /var/lib/pulumi-vllm/uv-venv /var/lib/pulumi-vllm/vllm-install | grep -c '\\.state$'")).trim()).toBe("3");
+  const { summary } = await up();
+  expect(Object.keys(summary).filter((k) => k !== "same")).toEqual([]);
+});
+
 test("7. destroy leaves the host as it was: no unit, no swapfile, no fstab line, EarlyOOM config restored, no packages", async () => {
   await stack.destroy({ onOutput: (o) => log.push(o) });
   // /etc/fstab got its line back out: same bytes, a new mtime
@@ -184,5 +209,9 @@ test("7. destroy leaves the host as it was: no unit, no swapfile, no fstab line,
   expect(diff).toEqual([]);
   expect(await sshOk(sb, "dpkg-query -W -f '${Package}\\n' | sort")).toBe(dpkgBefore);
   expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
-  expect(await sshOk(sb, "swapon --show=NAME --noheadings")).toBe("");
+  expect((await sshRun(sb, "systemctl cat vllm-renamed.service")).code).not.toBe(0);
+  expect((await sshRun(sb, "id vllm")).code).not.toBe(0);
+  // /proc/swaps is the kernel's, shared with every sandbox on this machine: other sandboxes' swap files show
+  // there too (`/swapfile-<their name>`); this stack's, and only it, must be gone.
+  expect((await sshOk(sb, "swapon --show=NAME --noheadings")).split("\n")).not.toContain(SWAP);
 });

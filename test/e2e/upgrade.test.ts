@@ -5,18 +5,20 @@
 // replacing or deleting anything: the aliases hold. Only the program's shape
 // differs: the old program's files run with today's config, planner,
 // renderers and step scripts.
-// Then: the new program's first up moves the release's one venv (at
-// host.venvPath) to a versioned venv with one restart of vLLM, venvPath
-// becoming a link to it; a serving change's `pulumi preview --diff` names the
-// flag and its value and does not repeat it under `delete`, and destroy
-// cleans the host.
+// Then: the new program's first up restarts vLLM exactly once, for two reasons
+// in one step: the release's one venv (at host.venvPath) moves to a versioned
+// venv, venvPath becoming a link to it, and vLLM, which 0.1.0 ran as root, now
+// runs as its own user in systemd's sandbox (the readiness gate, whose secrets
+// digest became a keyed one, waits for it); the next up changes nothing. A
+// serving change's `pulumi preview --diff` names the flag and its value and
+// does not repeat it under `delete`, and destroy cleans the host.
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent, LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, freePort, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun } from "../host/sandbox";
-import { putStandinWheels, trustMachineCAs } from "../standin/fixtures";
+import { NEWEST_RECORD, putStandinWheels, trustMachineCAs } from "../standin/fixtures";
 import { ensureEngine, stackConfigFor } from "./engine";
 import { openProjectStack, opsOf, writeProjectStackFile } from "./projects";
 
@@ -42,7 +44,7 @@ const name = `e2e-upgrade-${process.pid}`;
 const newStackFile = path.join(REPO_ROOT, `Pulumi.${name}.yaml`);
 
 async function standinPid(): Promise<number> {
-  return JSON.parse(await sshOk(sb, "cat /var/lib/vllm-standin/record.json")).pid;
+  return JSON.parse(await sshOk(sb, NEWEST_RECORD)).pid;
 }
 
 beforeAll(async () => {
@@ -80,31 +82,47 @@ test("1. the previous release converges the stack", async () => {
 });
 
 let pid: number;
-test("2. with the new program, preview creates and deletes nothing, and replaces only the gate", async () => {
+test("2. with the new program, preview deletes nothing and replaces only the readiness gate; it adds the secrets digest's key", async () => {
   pid = await standinPid();
+  expect(JSON.parse(await sshOk(sb, NEWEST_RECORD)).identity.user).toBe("root");
   // the same stack (same backend, same encryption salt), now run by this checkout's program
   fs.copyFileSync(path.join(oldDir, `Pulumi.${name}.yaml`), newStackFile);
   stack = await LocalWorkspace.selectStack({ stackName: name, workDir: REPO_ROOT }, { envVars: ensureEngine() });
   const events: EngineEvent[] = [];
   await stack.preview({ onEvent: (e) => events.push(e) });
   const ops = opsOf(events).filter((o) => !o.includes("pulumi:pulumi:Stack"));
-  // The readiness gate re-runs whenever the unit's step changes (a replacement whose delete does nothing; the
-  // engine reports it under its old name and its new one).
-  const gate = (o: string) => /^replace .*::(vllm-launch-)?readiness$/.test(o);
-  expect(ops.filter((o) => !o.startsWith("update ") && !gate(o))).toEqual([]);
+  // The key of the secrets' digest is new (a child of the server); the gate's triggers (the
+  // unit's command, the digest) changed, so the gate is replaced: its delete does nothing.
+  // "op type::name" without the parents' types; a replaced resource shows under its old URN and,
+  // through its alias, its new one.
+  const short = (o: string) => o.replace(/ [^ ]*\$/, " ");
+  expect([...new Set(ops.filter((o) => !o.startsWith("update ")).map(short))].sort()).toEqual([
+    "create random:index/randomBytes:RandomBytes::vllm-trigger-key",
+    "replace command:remote:Command::readiness",
+    "replace command:remote:Command::vllm-launch-readiness",
+  ]);
   // Components record their settings as inputs now (an update of the component: nothing runs).
   // Commands: versioned venvs change the venv steps' parameters (uv alone; vLLM into a venv of its own)
-  // and the launch step's (the link); the unit and the gate's deletes no longer carry what they do not read.
+  // and the launch step's (the link; User=, the sandbox, the service user's parameters): updates, one restart.
   const commands = ops.filter((o) => o.includes("command:remote:Command") && o.includes("pulumi-vllm:index:VllmServer"));
   expect(commands.map((o) => o.split("::").pop()).sort()).toEqual(["vllm-launch-readiness", "vllm-launch-unit", "vllm-uv-venv", "vllm-vllm-install"]);
 });
 
-test("3. the new program's first up moves the release's venv to a versioned one with one restart; venvPath becomes a link", async () => {
+test("3. the new program's first up restarts vLLM once: from a versioned venv (venvPath a link), as its own user; the next up changes nothing", async () => {
+  const since = (await sshOk(sb, "date +%s")).trim();
   const r = await stack.up();
-  expect(r.summary.resourceChanges?.create ?? 0).toBe(0);
+  expect(r.summary.resourceChanges?.create ?? 0).toBe(1);
+  expect(r.summary.resourceChanges?.replace ?? 0).toBe(1);
   expect(r.summary.resourceChanges?.delete ?? 0).toBe(0);
-  // one restart: the server now runs from /opt/pulumi-vllm/venvs/0.11.0-py3.11
-  expect(await standinPid()).not.toBe(pid);
+  const rec = JSON.parse(await sshOk(sb, NEWEST_RECORD));
+  expect(rec.pid).not.toBe(pid);
+  expect(rec.identity.user).toBe("vllm");
+  expect(rec.writes["/etc"]).toBe("EROFS");
+  // exactly one start of the server since the up began
+  const starts = await sshOk(sb, `journalctl -u vllm.service --since @${since} -o cat --no-pager | grep -c 'THIS IS vllm-standin' || true`);
+  expect(starts.trim()).toBe("1");
+  pid = rec.pid;
+  // it runs from /opt/pulumi-vllm/venvs/0.11.0-py3.11
   expect((await sshOk(sb, "readlink /opt/pulumi-vllm/venv")).trim()).toBe("/opt/pulumi-vllm/venvs/0.11.0-py3.11");
   expect((await sshOk(sb, "systemctl is-active vllm.service")).trim()).toBe("active");
   // the old venv went with its records (the rollback target until the new server answered)
@@ -112,6 +130,7 @@ test("3. the new program's first up moves the release's venv to a versioned one 
   expect((await sshRun(sb, "grep -l '^venv=/opt/pulumi-vllm/venv$' /var/lib/pulumi-vllm/*/*.state")).stdout).toBe("");
   const again = await stack.up();
   expect(Object.keys(again.summary.resourceChanges ?? {}).filter((k) => k !== "same")).toEqual([]);
+  expect(await standinPid()).toBe(pid);
   const out = await stack.outputs();
   expect(out.endpoint.value).toBe(`http://127.0.0.1:${port}/v1`);
   expect(out.apiKey.secret).toBe(true);
@@ -135,4 +154,5 @@ test("5. destroy with the new program cleans the host", async () => {
   await stack.destroy();
   expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
   expect((await sshRun(sb, "test -e /opt/pulumi-vllm")).code).not.toBe(0);
+  expect((await sshRun(sb, "id vllm")).code).not.toBe(0);
 });

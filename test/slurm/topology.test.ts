@@ -132,6 +132,35 @@ test("a config change replaces the job: the old one is cancelled, the new one ru
   expect(await loginOk(c, "cat /shared/cache/jobs/pulumi-vllm.sbatch")).toContain("--max-model-len 4096");
 });
 
+test("a secret holding $(...), backticks and quotes reaches the server verbatim and runs nothing, on any node", async () => {
+  // What a careless or hostile key could hold: command substitutions (that would make files), quotes, $VAR, a backslash.
+  const KEY = `sk-$(touch /tmp/pv-x)-\`touch /tmp/pv-y\`-"dq" 'sq' $HOME \\n; touch /tmp/pv-z #`;
+  const RECORD = "/shared/cache/standin-record.json";
+  stack = await openStack(stack.name, config((x) => {
+    x.serving.maxModelLen = 4096;
+    x.serving.apiKey = "config";
+    x.host = { ...x.host, env: { VLLM_STANDIN_RECORD: RECORD } };
+  }));
+  await stack.setConfig("pulumi-vllm:apiKey", { value: KEY, secret: true });
+  await up();
+  const job = (await stack.outputs()).jobId.value;
+  expect(await squeue()).toMatch(new RegExp(`^${job} RUNNING`));
+  const rec = JSON.parse(await loginOk(c, `cat ${RECORD}`));
+  expect(rec.env.VLLM_API_KEY).toBe(KEY);
+  // the server enforces exactly that key
+  const ok = await loginOk(c, `curl -s -o /dev/null -w '%{http_code}' -K - http://${c.nodes[0].hostname}:${PORT}/v1/models`, { stdin: `header = "Authorization: Bearer ${KEY.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"\n` });
+  expect(ok.trim()).toBe("200");
+  // nothing ran: not on the login node, not on either compute node (a step inside the running job)
+  const probe = "for f in /tmp/pv-x /tmp/pv-y /tmp/pv-z; do if test -e $f; then echo \"$(hostname) $f\"; fi; done";
+  expect((await loginOk(c, probe)).trim()).toBe("");
+  const onNodes = await loginOk(c, `srun --jobid=${job} --overlap -N 2 --ntasks-per-node=1 bash -c '${probe}; echo checked $(hostname)'`);
+  expect(onNodes.trim().split("\n").sort()).toEqual(c.nodes.map((n) => `checked ${n.hostname}`).sort());
+  // and the key is in no file the job owner's neighbours could read but the 0600 secrets file
+  expect(await loginOk(c, "cat /shared/cache/jobs/pulumi-vllm.sbatch")).not.toContain("pv-x");
+  await stack.removeConfig("pulumi-vllm:apiKey");
+  stack = await openStack(stack.name, config((x) => (x.serving.maxModelLen = 4096)));
+});
+
 test("destroy cancels the job: nothing in squeue, nothing running in sacct", async () => {
   const job = (await stack.outputs()).jobId.value;
   await stack.destroy({ onOutput: (o) => log.push(o) });

@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { renderUnit, UnitSpec } from "../../components/host/render-unit";
 import { renderStdin } from "../../components/host/remote-command";
+import { homeEnv, serverHome } from "../../components/host/steps";
 import { describeRun, runStep, Sandbox, sshOk, sshRun, StepRun } from "../host/sandbox";
 
 export const UV_VERSION = "0.13.9"; // newest uv on PyPI when written (2026-11)
@@ -81,6 +82,10 @@ export async function installStandin(sb: Sandbox, version: string): Promise<Step
 export interface StandinUnitOpts {
   unitName: string;
   port: number;
+  /** The user it runs as, sandboxed as LaunchUnit renders it (default "vllm"); null: as root, unsandboxed (release 0.1.0). */
+  serviceUser?: string | null;
+  /** HF_HOME, writable for the user (default /var/cache/pulumi-vllm/huggingface). */
+  cacheDir?: string;
   served?: string;
   model?: string;
   extraArgs?: string[];
@@ -88,7 +93,11 @@ export interface StandinUnitOpts {
   restartSec?: number;
 }
 
-export const recordPath = (unitName: string) => `/var/lib/vllm-standin/${unitName}.json`;
+export const DEFAULT_CACHE_DIR = "/var/cache/pulumi-vllm/huggingface";
+const userOf = (o: StandinUnitOpts): string | null => (o.serviceUser === undefined ? "vllm" : o.serviceUser);
+/** Where the stand-in of a unit records itself: in the server's home (writable under the sandbox). */
+export const recordPath = (unitName: string) => `${serverHome(unitName)}/record.json`;
+const legacyRecordPath = (unitName: string) => `/var/lib/vllm-standin/${unitName}.json`;
 export const envFilePath = (unitName: string) => `/etc/pulumi-vllm/${unitName}.env`;
 
 export function standinArgv(o: StandinUnitOpts): string[] {
@@ -101,15 +110,20 @@ export function standinArgv(o: StandinUnitOpts): string[] {
 }
 
 export function standinUnitSpec(o: StandinUnitOpts): UnitSpec {
+  const user = userOf(o);
+  const home = serverHome(o.unitName);
   return {
     unitName: o.unitName,
     description: `vLLM (vllm-standin test stand-in) ${o.served ?? "qwen-test"}`,
     execArgv: standinArgv(o),
+    // as LaunchUnit renders it (components/host/steps.ts)
+    ...(user === null ? {} : { user, group: user, readWritePaths: [home, o.cacheDir ?? DEFAULT_CACHE_DIR] }),
     environment: {
+      ...(user === null ? {} : { ...homeEnv(home), HF_HOME: o.cacheDir ?? DEFAULT_CACHE_DIR }),
       NCCL_P2P_DISABLE: "1",
       NCCL_IB_DISABLE: "1",
       VLLM_WORKER_MULTIPROC_METHOD: "spawn",
-      VLLM_STANDIN_RECORD: recordPath(o.unitName),
+      VLLM_STANDIN_RECORD: user === null ? legacyRecordPath(o.unitName) : recordPath(o.unitName),
       ...(o.environment ?? {}),
     },
     environmentFile: envFilePath(o.unitName),
@@ -129,6 +143,7 @@ export function launchEnv(o: StandinUnitOpts, over: Record<string, string> = {})
     PV_PORT: String(o.port),
     PV_BIND_HOST: "127.0.0.1",
     PV_REQUIRED_SECRETS: "VLLM_API_KEY",
+    ...(userOf(o) === null ? {} : { PV_SERVICE_USER: userOf(o)!, PV_SERVICE_HOME: serverHome(o.unitName), PV_CACHE_DIR: o.cacheDir ?? DEFAULT_CACHE_DIR }),
     ...over,
   };
 }
@@ -146,13 +161,23 @@ export interface StandinRecord {
   env: Record<string, string>;
   pid: number;
   version: string;
+  /** who it ran as: uid, gid, user, groups, capabilities, NoNewPrivs (test/standin/README.md) */
+  identity: { uid: number; gid: number; user: string | null; groups: string[]; capEff: string; capBnd: string; noNewPrivs: string };
+  /** directory -> "ok" or the error of creating a file there */
+  writes: Record<string, string>;
 }
+
+/**
+ * Shell text printing the newest stand-in record of a stack's server: in its home (a unit with a
+ * service user), else /var/lib/vllm-standin (a unit of release 0.1.0, as root).
+ */
+export const NEWEST_RECORD = "cat \"$(ls -t /var/lib/pulumi-vllm/home/*/vllm-standin/record.json /var/lib/vllm-standin/record.json 2>/dev/null | head -n 1)\"";
 
 /** The stand-in's record of its argv/env, once the process with `pid` wrote it. */
 export async function readRecord(sb: Sandbox, unitName: string, pid?: number, timeoutMs = 20_000): Promise<StandinRecord> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const r = await sshRun(sb, `cat ${recordPath(unitName)}`);
+    const r = await sshRun(sb, `cat ${recordPath(unitName)} 2>/dev/null || cat ${legacyRecordPath(unitName)}`);
     if (r.code === 0) {
       try {
         const rec = JSON.parse(r.stdout) as StandinRecord;

@@ -20,6 +20,8 @@ pulumi.runtime.setMocks(
       const state =
         args.type === "random:index/randomPassword:RandomPassword"
           ? { ...args.inputs, result: `key-of-${args.name}` }
+          : args.type === "random:index/randomBytes:RandomBytes"
+            ? { ...args.inputs, hex: `hex-of-${args.name}` }
           : args.type === "test:index:Vm"
             ? { publicIp: "203.0.113.7" }
             : {

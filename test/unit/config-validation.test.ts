@@ -228,6 +228,13 @@ describe("guards", () => {
     ["unitName", "vllm@.service", /is a template without an instance/],
     ["unitName", "vllm", /must be a systemd unit name ending in .service/],
     ["unitName", "ssh.service x", /may hold only/],
+    ["serviceUser", "root", /is an account of the system itself: vLLM would run with its rights/],
+    ["serviceUser", "www-data", /is an account of the system itself/],
+    ["serviceUser", "Vllm", /may hold only lower-case letters/],
+    ["serviceUser", "1vllm", /must start with a lower-case letter/],
+    ["serviceUser", "-vllm", /must start with a lower-case letter|starts with `-`/],
+    ["serviceUser", "v".repeat(33), /more than the 32 allowed/],
+    ["serviceUser", "vllm\nroot", /line|control|newline/i],
   ])("host.%s %p is refused", (key, value, message) => {
     const v = base();
     v.host[key] = value;
@@ -235,5 +242,16 @@ describe("guards", () => {
     expect(p.startsWith(`host.${key}: `)).toBe(true);
     expect(p).toMatch(message);
     expect(p).toMatch(/ -> /);
+  });
+});
+
+describe("host.serviceUser", () => {
+  test("defaults to vllm; a name of one's own is accepted; `user` may be adopted", () => {
+    const v = base();
+    expect(parseStackConfig(v, "t").config.host.serviceUser).toBe("vllm");
+    v.host = { ...v.host, serviceUser: "llm_svc-2", adopt: ["user"] };
+    const c = parseStackConfig(v, "t").config;
+    expect(c.host.serviceUser).toBe("llm_svc-2");
+    expect(c.host.adopt).toEqual(["user"]);
   });
 });

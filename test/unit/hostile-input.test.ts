@@ -321,7 +321,7 @@ async function preview(loaded: LoadedConfig, plan: Plan): Promise<Omit<Rendered,
   // The server components' children, under a bare parent (the servers add the plan and the outputs around them).
   const parent = new pulumi.ComponentResource("test:index:Server", name);
   if (loaded.config.topology === "single") {
-    const { launch } = singleHostSteps(parent, name, { config: loaded.config as SingleStackConfig, plan, connection, sudo: false, secrets });
+    const { launch } = singleHostSteps(parent, name, { config: loaded.config as SingleStackConfig, plan, connection, sudo: false, secrets, triggerKey: "k" });
     unitText = launch.unitText;
     expected = plan.steps.length; // each step's command, the readiness gate included
   } else {

@@ -1,6 +1,7 @@
 // The stack program's shape under Pulumi mocks: which resources index.ts
 // makes for a single-host stack (through VllmServer), what their commands
 // carry, and that secrets stay secret. (Provisioning itself is proven on a real host: test/host, test/e2e.)
+import { createHash, createHmac } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -8,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 const API_KEY = "mock-api-key-0123456789abcdefghijklmnopqrstu";
 const HF_TOKEN = "hf_mockTokenValue0123456789";
+const TRIGGER_KEY = "6b65792d6f662d7468652d737461636b2d30313233343536373839616263646566";
 
 interface Registered {
   type: string;
@@ -20,7 +22,12 @@ pulumi.runtime.setMocks(
   {
     newResource(args) {
       registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-      const state = args.type === "random:index/randomPassword:RandomPassword" ? { ...args.inputs, result: API_KEY } : { ...args.inputs, stdout: "changed\n", stderr: "" };
+      const state =
+        args.type === "random:index/randomPassword:RandomPassword"
+          ? { ...args.inputs, result: API_KEY }
+          : args.type === "random:index/randomBytes:RandomBytes"
+            ? { ...args.inputs, hex: TRIGGER_KEY }
+            : { ...args.inputs, stdout: "changed\n", stderr: "" };
       return { id: `${args.name}-id`, state };
     },
     call: (args) => args.inputs,
@@ -151,6 +158,20 @@ describe("index.ts for a single-host stack", () => {
     for (const c of commands().filter((c) => !["launch-unit", "readiness", "weights"].includes(c.name))) expect(c.inputs.stdin).toBeUndefined();
   });
 
+  test("the secrets' digest in the gate's triggers is keyed by the stack's random key: no state holds a plain sha256 of a secret", () => {
+    const key = registered.find((r) => r.type === "random:index/randomBytes:RandomBytes")!;
+    expect(key.name).toBe("vllm-trigger-key");
+    expect(key.inputs.length).toBe(32);
+    const stdin = `HF_TOKEN=${HF_TOKEN}\nVLLM_API_KEY=${API_KEY}\n`;
+    const gate = commands().find((c) => c.name === "readiness")!;
+    expect(gate.inputs.triggers).toContain(createHmac("sha256", TRIGGER_KEY).update(stdin).digest("hex"));
+    // what a plain hash would give anyone who guesses a secret (or its stdin line) to check against
+    const guessable = [stdin, API_KEY, HF_TOKEN, `VLLM_API_KEY=${API_KEY}\n`, `HF_TOKEN=${HF_TOKEN}\n`].map((x) => createHash("sha256").update(x).digest("hex"));
+    const everything = JSON.stringify(registered.map((r) => r.inputs));
+    for (const h of guessable) expect(everything).not.toContain(h);
+    expect(everything).not.toContain(TRIGGER_KEY);
+  });
+
   test("stack outputs: endpoint, served model, unit name, plan summary; the API key is a secret", async () => {
     expect(await outputValue(program.endpoint)).toBe("http://127.0.0.1:8000/v1");
     expect(await outputValue(program.servedModelName)).toBe("openai/gpt-oss-20b");
@@ -160,5 +181,17 @@ describe("index.ts for a single-host stack", () => {
     expect(await outputValue(program.apiKey)).toBe(API_KEY);
     expect(await isSecret(program.apiKey)).toBe(true);
     expect(JSON.stringify(await outputValue(program.plan))).not.toContain(API_KEY);
+  });
+});
+
+describe("renames replace the step whose name changed (its delete removes the old unit or venv)", () => {
+  test("the trigger is empty for the default name (stacks made before keep their triggers), the name otherwise", async () => {
+    const { renameTrigger, DEFAULT_UNIT_NAME, DEFAULT_VENV_PATH } = await import("../../components/host/steps");
+    const { Host } = await import("../../components/config/schema");
+    const defaults = Host.parse({});
+    expect(DEFAULT_UNIT_NAME).toBe(defaults.unitName);
+    expect(DEFAULT_VENV_PATH).toBe(defaults.venvPath);
+    expect(renameTrigger(DEFAULT_UNIT_NAME, DEFAULT_UNIT_NAME)).toEqual([]);
+    expect(renameTrigger("other.service", DEFAULT_UNIT_NAME)).toEqual(["name:other.service"]);
   });
 });

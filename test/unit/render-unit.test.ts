@@ -81,6 +81,36 @@ const base: UnitSpec = {
 };
 
 describe("renderUnit", () => {
+  test("with readWritePaths: the server's user and group, and the sandbox vLLM tolerates (no device restriction)", () => {
+    const u = renderUnit({ ...base, user: "vllm", group: "vllm", readWritePaths: ["/var/lib/pulumi-vllm/home/vllm", "/var/cache/pulumi-vllm/huggingface"] });
+    const service = u.split("[Service]")[1].split("[Install]")[0];
+    for (const line of [
+      "User=vllm", "Group=vllm", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "ProtectHome=yes",
+      "CapabilityBoundingSet=", "AmbientCapabilities=", "RestrictSUIDSGID=yes", "ProtectKernelTunables=yes",
+      "ProtectKernelModules=yes", "ProtectControlGroups=yes", "LockPersonality=yes", "RestrictRealtime=yes",
+      "ReadWritePaths=/var/lib/pulumi-vllm/home/vllm /var/cache/pulumi-vllm/huggingface",
+      // the NVIDIA device nodes made as root before the sandboxed start, ignored where there is no such tool
+      "ExecStartPre=-+/usr/bin/nvidia-modprobe -u -c=0",
+    ]) expect(service.split("\n")).toContain(line);
+    // GPUs (/dev/nvidia*, /dev/dri, /dev/kfd), /dev/shm for NCCL, W+X memory for JIT kernels, any syscall CUDA makes
+    for (const d of ["PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectClock", "MemoryDenyWriteExecute", "SystemCallFilter", "PrivateIPC", "RemoveIPC", "PrivateNetwork", "RestrictAddressFamilies", "DynamicUser"]) {
+      expect(u).not.toMatch(new RegExp(`^${d}=`, "m"));
+    }
+  });
+
+  test("without readWritePaths: no sandbox (release 0.1.0's unit, as root)", () => {
+    const u = renderUnit(base);
+    expect(u).not.toMatch(/^(User|Group|ProtectSystem|NoNewPrivileges|ExecStartPre)=/m);
+  });
+
+  test("ProtectHome is read-only when the venv or a writable path is under a home directory, and % in paths is escaped", () => {
+    expect(renderUnit({ ...base, user: "u", readWritePaths: ["/home/u/hf"] })).toMatch(/^ProtectHome=read-only$/m);
+    expect(renderUnit({ ...base, execArgv: ["/root/venv/bin/vllm", "serve", "m"], user: "u", readWritePaths: ["/srv/hf"] })).toMatch(/^ProtectHome=read-only$/m);
+    expect(renderUnit({ ...base, user: "u", readWritePaths: ["/srv/hf%1"] })).toMatch(/^ReadWritePaths=\/srv\/hf%%1$/m);
+    expect(() => renderUnit({ ...base, user: "u", readWritePaths: ["relative"] })).toThrow(/absolute/);
+    expect(() => renderUnit({ ...base, user: "u", group: "a b" })).toThrow(/group/);
+  });
+
   test("renders a complete service unit", () => {
     const u = renderUnit({ ...base, after: ["earlyoom.service"], user: "vllm", workingDirectory: "/var/lib/vllm" });
     expect(u).toContain("[Unit]\n");

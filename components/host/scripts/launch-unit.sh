@@ -31,6 +31,18 @@
 #                        PV_SWITCH_TIMEOUT, the gate of a switch (below)
 #   PV_SERVED_MODEL      the model name /v1/models must list
 #   PV_SWITCH_TIMEOUT    seconds the new server has to answer after a switch
+#   PV_SERVICE_USER      optional: the system user the unit runs as (its
+#                        User=); made here (useradd --system, no login, put in
+#                        the groups `video` and `render` where the host has
+#                        them: the GPU device nodes), unless it exists. Unset:
+#                        no user is made (a unit of release 0.1.0, as root).
+#   PV_SERVICE_HOME      with PV_SERVICE_USER: the server's home (HOME, its
+#                        compile caches), made 0700 for the user
+#   PV_CACHE_DIR         with PV_SERVICE_USER: HF_HOME, made if absent and
+#                        given to the user (what root owned in it too: a
+#                        server of release 0.1.0 ran as root)
+#   PV_ADOPT_USER        optional: 1 = run as a PV_SERVICE_USER that exists and
+#                        that this step did not make (default 0: refuse it)
 # Secrets (stdin, create only): `NAME=value` lines (may be empty), e.g.
 #   VLLM_API_KEY=...  HF_TOKEN=...   They never travel as env or argv, and
 #   this script never prints a value.
@@ -57,19 +69,26 @@
 #     replaced by the link once the new server answered, and removed with the
 #     records of it; one it did not make is refused.
 # delete: stops and disables the unit, removes the unit file, the env file
-#   (and the empty /etc/pulumi-vllm) and the venv link, daemon-reload, reset-failed. A unit
+#   (and the empty /etc/pulumi-vllm) and the venv link, daemon-reload,
+#   reset-failed; removes the server's home, and the service user once no unit
+#   of this step uses it: if this step made it, the user (and what it owns in
+#   the model cache goes back to root, so that no file belongs to a uid a later
+#   account may get); if it was adopted, only the groups this step put it in. A unit
 #   that was adopted (PV_ADOPT=1) gets its original file back instead, enabled
 #   and running as it was.
 # Ownership: create refuses a unit of this name that exists on the host (in
 #   /etc/systemd/system or from a package) without a record of this step,
-#   unless PV_ADOPT=1.
+#   unless PV_ADOPT=1; and a PV_SERVICE_USER it did not make, unless
+#   PV_ADOPT_USER=1, or of uid 0; and a PV_CACHE_DIR owned by another user.
 #
 # A create or update that fails (e.g. systemd refuses the unit, the restart
 # fails) puts back what this run replaced: the previous unit and env file (or
 # none), the unit's enabled state, and restarts the previous server if it was
 # running (lib/txn.sh). Time limit: 600 s, plus twice PV_SWITCH_TIMEOUT
 # (PV_STEP_TIMEOUT).
-# State for undo: /var/lib/pulumi-vllm/launch-unit/<unit>.state (env file path)
+# State for undo: /var/lib/pulumi-vllm/launch-unit/<unit>.state (env file path,
+#   venv link, service user, home, cache dir); launch-unit/users/<user> (made
+#   or adopted, the groups added).
 # Needs: root, systemd.
 # Output: progress on stderr; the last stdout line is `changed` or `unchanged`.
 set -euo pipefail
@@ -94,12 +113,24 @@ HEALTH_URL=${PV_HEALTH_URL:-}
 MODEL=${PV_SERVED_MODEL:-}
 SWITCH_TIMEOUT=${PV_SWITCH_TIMEOUT:-0}
 STATE_DIR=/var/lib/pulumi-vllm/launch-unit
+SERVICE_USER=${PV_SERVICE_USER:-}
+SERVICE_HOME=${PV_SERVICE_HOME:-}
+CACHE_DIR=${PV_CACHE_DIR:-}
+ADOPT_USER=${PV_ADOPT_USER:-0}
+USERS_DIR=$STATE_DIR/users
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (use sudo)"
 [[ $ACTION == create || $ACTION == delete ]] || die "PV_ACTION must be create or delete, got '$ACTION'"
 [[ $UNIT =~ ^[A-Za-z0-9:_.@-]+\.service$ ]] || die "PV_UNIT_NAME must look like vllm.service, got '$UNIT'"
 [[ $ENV_FILE == /* && $ENV_FILE != */ && ! $ENV_FILE =~ [[:space:]] ]] || \
   die "PV_ENV_FILE must be an absolute file path without spaces, got '$ENV_FILE'"
+if [[ -n $SERVICE_USER ]]; then
+  [[ $SERVICE_USER =~ ^[a-z_][a-z0-9_-]{0,31}$ && $SERVICE_USER != root ]] || die "PV_SERVICE_USER must be a user name like vllm (not root), got '$SERVICE_USER'"
+  for d in "$SERVICE_HOME" "$CACHE_DIR"; do
+    [[ $d == /?* && $d != */ && ! $d =~ [[:space:]] && $d != *//* && $d != */./* && $d != */../* ]] || \
+      die "PV_SERVICE_HOME and PV_CACHE_DIR must be normalized absolute paths without spaces, got '$d'"
+  done
+fi
 UNIT_FILE=/etc/systemd/system/$UNIT
 STATE="$STATE_DIR/$UNIT.state"
 ORIG="$STATE_DIR/$UNIT.orig"
@@ -303,6 +334,163 @@ after_rollback() { # previous-venv
   done
 }
 
+# ------------------------------------------------------------ service user --
+# The server runs as PV_SERVICE_USER, not root: a system account of this
+# step's making (or adopted), in the GPU groups, owning its home and the
+# model cache. launch-unit/users/<user> records what this step did to the
+# account: `created=1` (it made it), `group=G` (it added it to G), `cache=D`
+# (it gave it D). These functions use journal() and state_get of create/delete.
+
+user_record() { printf '%s/%s' "$USERS_DIR" "$1"; }
+user_record_has() { [[ -f $(user_record "$1") ]] && grep -qxF -- "$2" "$(user_record "$1")"; }
+# user_record_add USER LINE: journaled, once.
+user_record_add() {
+  local rec
+  rec=$(user_record "$1")
+  user_record_has "$1" "$2" && return 0
+  journal
+  txn_new_dir "$USERS_DIR"
+  txn_save "$rec"
+  install -d -m 0755 "$USERS_DIR"
+  printf '%s\n' "$2" >>"$rec"
+}
+
+# The first missing directory on the way to $1 (what a rollback removes).
+first_missing() {
+  local p=$1
+  while [[ ! -e $(dirname "$p") ]]; do p=$(dirname "$p"); done
+  printf '%s' "$p"
+}
+
+# make_owned_dir DIR MODE: DIR (and its missing parents, root 0755) for the user.
+make_owned_dir() {
+  journal
+  txn_new_dir "$(first_missing "$1")"
+  install -d -m 0755 "$(dirname "$1")"
+  install -d -m "$2" -o "$SERVICE_USER" -g "$SERVICE_USER" "$1"
+}
+
+# Rollback of a cache handed over: what the user owns there goes back to root.
+give_back() { # dir user
+  if [[ -d $1 ]] && id -u "$2" >/dev/null 2>&1; then find "$1" -user "$2" -exec chown -h 0:0 {} + || true; fi
+}
+
+service_user_create() {
+  [[ -n $SERVICE_USER ]] || return 0
+  local g uid
+  if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    uid=$(id -u "$SERVICE_USER")
+    (( uid != 0 )) || die "user $SERVICE_USER has uid 0: vLLM would run as root -> choose another host.serviceUser"
+    if [[ ! -f $(user_record "$SERVICE_USER") ]]; then
+      [[ $ADOPT_USER == 1 ]] || die "user $SERVICE_USER already exists on this host and was not made by pulumi-vllm: refusing to run vLLM as it (and change its groups) -> choose another host.serviceUser, or list 'user' in host.adopt to use it (destroy then leaves it)"
+      log "adopting the existing user $SERVICE_USER (PV_ADOPT_USER=1): delete will leave it"
+      user_record_add "$SERVICE_USER" created=0
+    fi
+  else
+    journal
+    txn_undo userdel "$SERVICE_USER"
+    useradd --system --user-group --no-create-home --home-dir "$SERVICE_HOME" --shell /usr/sbin/nologin \
+      --comment "vLLM server (pulumi-vllm)" "$SERVICE_USER"
+    user_record_add "$SERVICE_USER" created=1
+    log "made the system user $SERVICE_USER (uid $(id -u "$SERVICE_USER"))"
+  fi
+  # GPU device nodes: /dev/dri/* and AMD's /dev/kfd are root:video / root:render
+  # 0660 (NVIDIA's /dev/nvidia* are 0666 by default).
+  for g in video render; do
+    getent group "$g" >/dev/null || continue
+    id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qxF "$g" && continue
+    user_record_add "$SERVICE_USER" "group=$g"
+    txn_undo gpasswd -d "$SERVICE_USER" "$g"
+    gpasswd -a "$SERVICE_USER" "$g" >/dev/null
+    log "added $SERVICE_USER to the group $g (GPU devices)"
+  done
+  # Its home: only its own (0700), and its owner's even if the user was renamed.
+  if [[ ! -d $SERVICE_HOME ]]; then
+    make_owned_dir "$SERVICE_HOME" 0700
+  elif [[ $(stat -c %U "$SERVICE_HOME") != "$SERVICE_USER" ]]; then
+    journal
+    txn_undo chown -hR "$(stat -c %u:%g "$SERVICE_HOME")" "$SERVICE_HOME"
+    chown -hR "$SERVICE_USER:$SERVICE_USER" "$SERVICE_HOME"
+  fi
+  # The model cache: made for it, or taken from root (a server of release 0.1.0,
+  # or root's weights step, wrote it as root); another user's cache is not taken.
+  if [[ ! -e $CACHE_DIR ]]; then
+    make_owned_dir "$CACHE_DIR" 0750
+    user_record_add "$SERVICE_USER" "cache=$CACHE_DIR"
+  else
+    [[ -d $CACHE_DIR && ! -L $CACHE_DIR ]] || die "$CACHE_DIR (host.cacheDir) exists and is not a directory -> choose another host.cacheDir"
+    uid=$(stat -c %u "$CACHE_DIR")
+    if [[ $uid != 0 && $uid != "$(id -u "$SERVICE_USER")" ]]; then
+      die "$CACHE_DIR (host.cacheDir) belongs to $(stat -c %U "$CACHE_DIR"), neither root nor $SERVICE_USER: refusing to take it over -> choose another host.cacheDir, or give it to the service user yourself (chown -R $SERVICE_USER: $CACHE_DIR)"
+    fi
+    if [[ -n $(find "$CACHE_DIR" -user 0 -print -quit) ]]; then
+      user_record_add "$SERVICE_USER" "cache=$CACHE_DIR"
+      txn_undo give_back "$CACHE_DIR" "$SERVICE_USER"
+      find "$CACHE_DIR" -user 0 -exec chown -h "$SERVICE_USER:$SERVICE_USER" {} +
+      log "gave $CACHE_DIR to $SERVICE_USER (what root owned in it)"
+    fi
+  fi
+}
+
+# Fails early, with the fix, when the user could not start the server or write its cache.
+service_user_check() {
+  [[ -n $SERVICE_USER ]] || return 0
+  local exe
+  exe=$(sed -n 's/^ExecStart="\([^"]*\)".*/\1/p' <<<"$CONTENT" | head -n 1)
+  if [[ -n $exe ]] && ! runuser -u "$SERVICE_USER" -- test -x "$exe"; then
+    die "user $SERVICE_USER cannot run $exe: a directory on the way is closed to it -> make the venv readable (chmod -R a+rX on it) and its parents searchable (chmod o+x)"
+  fi
+  if ! runuser -u "$SERVICE_USER" -- test -w "$CACHE_DIR" -a -x "$CACHE_DIR"; then
+    die "user $SERVICE_USER cannot write $CACHE_DIR (host.cacheDir): a parent directory is closed to it -> chmod o+x its parents, or choose another host.cacheDir"
+  fi
+}
+
+# The lines of the unit's state about its user.
+service_state() {
+  [[ -n $SERVICE_USER ]] || return 0
+  printf 'service_user=%s\nservice_home=%s\ncache_dir=%s\n' "$SERVICE_USER" "$SERVICE_HOME" "$CACHE_DIR"
+}
+
+# delete: the home of the unit whose state is read (it holds only caches).
+service_home_remove() {
+  local home
+  home=$(state_get service_home)
+  [[ $home == /var/lib/pulumi-vllm/home/?* && -d $home ]] || return 0
+  log "removing $home"
+  rm -rf -- "$home"
+  rmdir --ignore-fail-on-non-empty /var/lib/pulumi-vllm/home 2>/dev/null || true
+}
+
+# Accounts no unit state names any more: a user this step made is removed
+# (its files in the caches it was given go back to root first), an adopted
+# one leaves the groups this step put it in. Runs last: it never fails a step.
+service_users_gc() {
+  local rec user line made
+  for rec in "$USERS_DIR"/*; do
+    [[ -f $rec ]] || continue
+    user=${rec##*/}
+    if grep -qxF -- "service_user=$user" "$STATE_DIR"/*.state 2>/dev/null; then continue; fi
+    made=0
+    grep -qx created=1 "$rec" && made=1
+    while IFS= read -r line; do
+      case $line in
+        cache=*) give_back "${line#cache=}" "$user" ;;
+        group=*) (( made )) || gpasswd -d "$user" "${line#group=}" >/dev/null 2>&1 || true ;;
+      esac
+    done <"$rec"
+    if (( made )) && id -u "$user" >/dev/null 2>&1; then
+      log "removing the system user $user (made by this step, no longer used)"
+      userdel "$user" 2>&1 | sed 's/^/launch-unit: userdel: /' >&2 || true
+      if getent group "$user" >/dev/null; then groupdel "$user" 2>/dev/null || true; fi
+    else
+      log "user $user is no longer used: left in place (not made by this step)"
+    fi
+    rm -f -- "$rec"
+    changed=1
+  done
+  rmdir --ignore-fail-on-non-empty -- "$USERS_DIR" 2>/dev/null || true
+}
+
 limit=600
 if [[ -n $LINK && -n $HEALTH_URL ]]; then limit=$((600 + 2 * SWITCH_TIMEOUT)); fi
 txn_begin launch-unit "$limit"
@@ -330,7 +518,9 @@ if [[ $ACTION == delete && $(state_get adopted) == 1 ]]; then
   if [[ $(state_get was_active) == 1 ]]; then systemctl restart "$UNIT" || log "the original $UNIT did not start"; else systemctl stop "$UNIT" 2>/dev/null || true; fi
   env_file=$(state_get env_file)
   remove_link
+  service_home_remove
   rm -f -- "${env_file:-$ENV_FILE}" "$ORIG" "$STATE"
+  service_users_gc
   rmdir --ignore-fail-on-non-empty /etc/pulumi-vllm "$STATE_DIR" /var/lib/pulumi-vllm 2>/dev/null || true
   txn_commit
   echo changed
@@ -366,7 +556,9 @@ if [[ $ACTION == delete ]]; then
       rmdir --ignore-fail-on-non-empty /etc/pulumi-vllm
     fi
   done
+  service_home_remove
   if [[ -f $STATE ]]; then rm -f -- "$STATE"; changed=1; fi
+  service_users_gc
   for d in "$STATE_DIR" /var/lib/pulumi-vllm; do
     if [[ -d $d ]]; then rmdir --ignore-fail-on-non-empty -- "$d"; fi
   done
@@ -483,6 +675,7 @@ fi
 
 # unit file
 umask 022
+service_user_create
 if (( adopting )) && [[ -f $UNIT_FILE && ! -f $ORIG ]]; then
   journal
   txn_save "$ORIG"
@@ -522,13 +715,19 @@ if [[ $load_state != loaded ]]; then
   systemctl status "$UNIT" --no-pager 2>&1 | head -n 20 | redact >&2 || true
   die "systemd could not load $UNIT (LoadState=$load_state); see above"
 fi
+service_user_check
 
-if [[ ! -f $STATE || $(state_get env_file) != "$ENV_FILE" || $(state_get venv_link) != "$LINK" ]]; then
+if [[ ! -f $STATE || $(state_get env_file) != "$ENV_FILE" || $(state_get venv_link) != "$LINK" \
+  || $(grep '^service_\|^cache_dir=' "$STATE") != "$(service_state)" ]]; then
   journal
   install -d -m 0755 "$STATE_DIR"
   adopted=$(state_get adopted)
   (( adopting )) && adopted=1
-  printf 'env_file=%s\nadopted=%s\nwas_enabled=%s\nwas_active=%s\nvenv_link=%s\n' "$ENV_FILE" "${adopted:-0}" "$was_enabled" "$was_active" "$LINK" >"$STATE"
+  # (an adopted unit's state before the takeover is what delete restores: kept)
+  { printf 'env_file=%s\nadopted=%s\nwas_enabled=%s\nwas_active=%s\nvenv_link=%s\n' "$ENV_FILE" "${adopted:-0}" \
+      "$(state_get was_enabled || true)" "$(state_get was_active || true)" "$LINK"; service_state; } >"$STATE.tmp"
+  sed -i "s/^was_enabled=$/was_enabled=$was_enabled/; s/^was_active=$/was_active=$was_active/" "$STATE.tmp"
+  mv -f -- "$STATE.tmp" "$STATE"
 fi
 
 if ! systemctl is-enabled --quiet "$UNIT" 2>/dev/null; then
@@ -574,5 +773,6 @@ else
 fi
 if (( unit_changed || env_changed || link_changed )); then changed=1; fi
 log "$UNIT: $(systemctl is-active "$UNIT" || true), MainPID $(systemctl show -p MainPID --value "$UNIT")"
+service_users_gc
 txn_commit
 if (( changed )); then echo changed; else echo unchanged; fi

@@ -70,9 +70,13 @@ fail() {
 }
 
 # curl reads the Authorization header from stdin, so the key is not in its argv.
+# In curl's config a quoted value ends at `"` and `\` escapes: a key holding
+# either (apiKey from config) is escaped, or the server gets another key (401).
 get() {
   if [[ -n $key ]]; then
-    printf 'header = "Authorization: Bearer %s"\n' "$key" | curl -fsS --max-time 10 -K - "$1"
+    local k=${key//\\/\\\\}
+    k=${k//\"/\\\"}
+    printf 'header = "Authorization: Bearer %s"\n' "$k" | curl -fsS --max-time 10 -K - "$1"
   else
     curl -fsS --max-time 10 "$1"
   fi

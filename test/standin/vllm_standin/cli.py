@@ -6,8 +6,12 @@
 Environment:
   VLLM_API_KEY               when set, /v1/* require `Authorization: Bearer <key>`
                              (like vLLM; /health and /metrics stay open)
-  VLLM_STANDIN_RECORD        where argv/environment are recorded as JSON
-                             (default /var/lib/vllm-standin/record.json, mode 0600)
+  VLLM_STANDIN_RECORD        where argv/environment, the identity (uid, groups,
+                             capabilities) and the write probes are recorded as
+                             JSON, mode 0600 (default $HOME/vllm-standin/record.json
+                             when not root, else /var/lib/vllm-standin/record.json)
+  VLLM_STANDIN_WRITE_PROBES  comma-separated directories to try writing in, beyond
+                             /etc, /opt, /usr, /var/lib, the venv, HOME, HF_HOME...
   VLLM_STANDIN_START_DELAY   seconds of simulated loading before the port is
                              bound (default 0); progress is logged meanwhile
   VLLM_STANDIN_SHARDS        number of checkpoint shards to "load" (default 4)
@@ -43,8 +47,11 @@ version that removed them.
 """
 
 import argparse
+import errno
+import grp
 import json
 import os
+import pwd
 import re
 import signal
 import socket
@@ -167,6 +174,62 @@ def normalize(argv):
     return out
 
 
+def record_path():
+    # Under the unit's sandbox only HOME and HF_HOME are writable: the record
+    # goes to HOME when the service manager set one (a unit with User=).
+    if os.environ.get("VLLM_STANDIN_RECORD"):
+        return os.environ["VLLM_STANDIN_RECORD"]
+    home = os.environ.get("HOME")
+    if home and home != "/" and os.getuid() != 0:
+        return os.path.join(home, "vllm-standin", "record.json")
+    return "/var/lib/vllm-standin/record.json"
+
+
+def write_probes():
+    """Try to create (then remove) a file in each place vLLM might write: what
+    the unit's sandbox lets through. {path: "ok" or the error's name}."""
+    places = ["/etc", "/opt", "/usr", "/usr/local", "/var/lib", "/var/lib/pulumi-vllm", "/root", "/home",
+              sys.prefix, os.path.join(sys.prefix, "bin"), "/tmp", "/var/tmp", "/dev/shm",
+              os.environ.get("HOME") or "", os.environ.get("HF_HOME") or ""]
+    places += [p for p in (os.environ.get("VLLM_STANDIN_WRITE_PROBES") or "").split(",")]
+    out = {}
+    for d in places:
+        if not d or d in out:
+            continue
+        f = os.path.join(d, ".vllm-standin-probe-%d" % os.getpid())
+        try:
+            fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            os.unlink(f)
+            out[d] = "ok"
+        except OSError as e:
+            out[d] = errno.errorcode.get(e.errno, str(e.errno))
+    return out
+
+
+def identity():
+    status = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                status[k] = v.strip()
+    except OSError:
+        pass
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = None
+    groups = []
+    for g in os.getgroups():
+        try:
+            groups.append(grp.getgrgid(g).gr_name)
+        except KeyError:
+            groups.append(str(g))
+    return {"uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid(), "user": user, "groups": sorted(groups),
+            "capEff": status.get("CapEff"), "capBnd": status.get("CapBnd"), "noNewPrivs": status.get("NoNewPrivs")}
+
+
 def cached_weights(args):
     """With HF_HUB_OFFLINE=1, the snapshot of the model in the Hugging Face cache
     (as huggingface_hub resolves it offline: refs/<revision> -> snapshots/<commit>),
@@ -199,8 +262,10 @@ def cached_weights(args):
 
 
 def record(args, ver, workers=(), weights=None):
-    path = os.environ.get("VLLM_STANDIN_RECORD", "/var/lib/vllm-standin/record.json")
+    path = record_path()
     data = {
+        "identity": identity(),
+        "writes": write_probes(),
         "weights": weights,
         "workers": list(workers),
         "standin": True,
