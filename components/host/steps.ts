@@ -143,8 +143,10 @@ export class VllmInstall extends HostStep {
         // A new Python means a new, empty venv: the install must run again. (A versioned venv's name has the
         // Python, so a parameter would do; the trigger stays as it was, or every stack of an earlier release would
         // replace this step, whose old delete empties the venv the server runs. The versioned delete a Python change
-        // now runs keeps the venv the server runs.)
-        triggers: [v.python, ...renameTrigger(a.venvPath, DEFAULT_VENV_PATH)],
+        // now runs keeps the venv the server runs.) A renamed venv is a new venv (the old one's delete runs first),
+        // except for versioned venvs, whose name changes with every release by design: a version change is an
+        // update that keeps the previous venv to roll back to (host.venvPath, their link, is the launch step's).
+        triggers: [v.python, ...(a.versioned ? [] : renameTrigger(a.venvPath, DEFAULT_VENV_PATH))],
       },
       opts,
       "pulumi-vllm:host:VllmInstall",

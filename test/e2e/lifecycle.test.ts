@@ -179,14 +179,16 @@ test("8. a connection dropped mid-step fails up with a clear error; the next up 
   expect(Object.keys(summary).filter((k) => k !== "same")).toEqual([]);
 });
 
-test("9. renaming unitName and venvPath replaces their steps: the old unit and venv are removed first, the new ones serve on the same port", async () => {
+test("9. renaming unitName and venvPath replaces the launch step: the old unit and venv link are removed first, the new ones serve on the same port from the same release's venv", async () => {
   await setConfig((c) => {
     c.serving = { ...c.serving, maxModelLen: 2048 };
     c.host = { ...c.host, env: { VLLM_STANDIN_START_DELAY: "25" }, unitName: "vllm-renamed.service", venvPath: "/opt/pulumi-vllm/venv-renamed" };
   });
   const renamed = changesOf(await preview());
   // deleteBeforeReplace: the old unit's delete frees the port before the new one starts
-  for (const step of ["vllm-launch-unit", "vllm-uv-venv", "vllm-vllm-install"]) expect(renamed).toContainEqual(expect.stringMatching(new RegExp(`^replace .*::${step}$`)));
+  expect(renamed).toContainEqual(expect.stringMatching(/^replace .*::vllm-launch-unit$/));
+  // venvPath is the link to the release's versioned venv: renaming it reinstalls nothing
+  for (const step of ["vllm-uv-venv", "vllm-vllm-install"]) expect(renamed).not.toContainEqual(expect.stringMatching(new RegExp(`^replace .*::${step}$`)));
   await up();
   expect((await sshRun(sb, "systemctl cat vllm.service")).code).not.toBe(0);
   expect((await sshRun(sb, "test -e /etc/pulumi-vllm/vllm.env")).code).not.toBe(0);
@@ -195,9 +197,10 @@ test("9. renaming unitName and venvPath replaces their steps: the old unit and v
   expect((await sshOk(sb, "systemctl is-active vllm-renamed.service")).trim()).toBe("active");
   const r = await record();
   expect(r.argv[0]).toBe("/opt/pulumi-vllm/venv-renamed/bin/vllm");
+  expect((await sshOk(sb, "readlink /opt/pulumi-vllm/venv-renamed")).trim()).toMatch(/^\/opt\/pulumi-vllm\/venvs\/[^/]+-py[\d.]+$/);
   expect(r.identity.user).toBe("vllm");
-  // only this stack's state files are left: none for the old names
-  expect((await sshOk(sb, "ls /var/lib/pulumi-vllm/launch-unit /var/lib/pulumi-vllm/uv-venv /var/lib/pulumi-vllm/vllm-install | grep -c '\\.state$'")).trim()).toBe("3");
+  // only the new unit's state is left: none for the old name
+  expect((await sshOk(sb, "ls /var/lib/pulumi-vllm/launch-unit")).trim().split("\n").filter((f) => f.endsWith(".state"))).toEqual(["vllm-renamed.service.state"]);
   const { summary } = await up();
   expect(Object.keys(summary).filter((k) => k !== "same")).toEqual([]);
 });

@@ -148,7 +148,9 @@ describe("earlyoom step, on a host that already has earlyoom (stopped, disabled,
   let beforeSel: string[];
 
   beforeAll(async () => {
-    await sshOk(sb, "apt-get install -y -q --no-install-recommends earlyoom >/dev/null 2>&1");
+    // The apt archive cache is shared by every sandbox on this machine (scripts/sandbox/up.sh): another
+    // sandbox's apt may hold its lock for a while, which apt-get does not wait for.
+    await sshOk(sb, "for i in $(seq 60); do apt-get install -y -q --no-install-recommends earlyoom >/dev/null 2>&1 && exit 0; sleep 5; done; exit 1");
     await sshOk(sb, `cat > ${CONF}`, { stdin: OWN });
     await sshOk(sb, `chmod 640 ${CONF} && touch -d '2020-01-02 03:04:05' ${CONF} && systemctl disable --now earlyoom 2>/dev/null`);
     before = await hostSnapshot(sb, OWNED);
