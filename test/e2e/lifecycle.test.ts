@@ -140,7 +140,7 @@ test("5. a vLLM version change re-runs the install and the unit only", async () 
 test("6. stack export and the logs hold no API key or HF token in clear text", async () => {
   const key = (await stack.outputs()).apiKey.value as string;
   // the CLI's export, without --show-secrets (the Automation API's exportStack decrypts)
-  const exported = JSON.parse(execFileSync("pulumi", ["stack", "export", "--stack", stack.name], { cwd: REPO_ROOT, env: { ...process.env, ...ensureEngine() }, encoding: "utf8" }));
+  const exported = JSON.parse(execFileSync("pulumi", ["stack", "export", "--stack", stack.name], { cwd: REPO_ROOT, env: { ...process.env, ...ensureEngine() }, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 }));
   // where a secret shows in clear text (an empty list is the pass)
   expect(pathsHolding(exported, key)).toEqual([]);
   expect(pathsHolding(exported, HF_TOKEN)).toEqual([]);
