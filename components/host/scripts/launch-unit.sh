@@ -98,6 +98,8 @@ die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 # shellcheck source=SCRIPTDIR/lib/txn.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
+# shellcheck source=SCRIPTDIR/lib/redact.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/redact.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -146,17 +148,6 @@ fi
 # ---------------------------------------------------------------- helpers --
 declare -a SECRET_VALUES=()
 
-# Replace every secret value in stdin's text by [REDACTED].
-redact() {
-  local line v
-  while IFS= read -r line || [[ -n $line ]]; do
-    if [[ $line == *$'\r'* ]]; then line="${line%%$'\r'*}${line##*$'\r'}"; fi
-    for v in "${SECRET_VALUES[@]}"; do
-      [[ -n $v ]] && line=${line//"$v"/[REDACTED]}
-    done
-    printf '%s\n' "$line"
-  done
-}
 
 journal_tail() {
   journalctl -a -u "$UNIT" -n "${1:-30}" --no-pager -o short-iso 2>/dev/null | redact >&2 || true

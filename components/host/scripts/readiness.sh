@@ -42,6 +42,8 @@ die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 # shellcheck source=SCRIPTDIR/lib/txn.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
+# shellcheck source=SCRIPTDIR/lib/redact.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/redact.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -116,19 +118,6 @@ elif [[ -e $ENV_FILE ]]; then
 else
   log "no env file $ENV_FILE: querying without an API key"
 fi
-
-# Also collapses tqdm's \r redraws (journald keeps them in one line, shown
-# only with -a) to the line's prefix plus its last state.
-redact() {
-  local line v
-  while IFS= read -r line || [[ -n $line ]]; do
-    if [[ $line == *$'\r'* ]]; then line="${line%%$'\r'*}${line##*$'\r'}"; fi
-    for v in "${SECRET_VALUES[@]}"; do
-      line=${line//"$v"/[REDACTED]}
-    done
-    printf '%s\n' "$line"
-  done
-}
 
 START=$(date +%s)
 elapsed() { echo $(( $(date +%s) - START )); }

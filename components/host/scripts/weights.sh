@@ -62,6 +62,8 @@ die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 # shellcheck source=SCRIPTDIR/lib/txn.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
+# shellcheck source=SCRIPTDIR/lib/redact.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/redact.sh"
 cd /
 umask 022 # the model must be readable by the user vLLM runs as
 
@@ -181,11 +183,9 @@ if [[ ! -t 0 ]]; then
 fi
 [[ $TOKEN != *[[:space:]]* ]] || die "stdin: HF_TOKEN contains whitespace (value not shown)"
 
-# Any text a tool printed, with the token taken out (hub errors do not print
-# it, but nothing leaves this step unchecked).
-redact() {
-  if [[ -n $TOKEN ]]; then sed -e "s/$(printf '%s' "$TOKEN" | sed 's/[][\.*^$/]/\\&/g')/[REDACTED]/g"; else cat; fi
-}
+# Any text a tool printed goes through redact (lib/redact.sh) with the token
+# taken out (hub errors do not print it, but nothing leaves this step unchecked).
+SECRET_VALUES=("$TOKEN")
 
 # The environment of the hub client: the cache vLLM reads, the endpoint, the
 # token; our own progress lines instead of tqdm's redraws.
