@@ -555,14 +555,16 @@ export function cudaTotal(gpuMemoryGiB: number): Est {
 }
 
 /**
- * Range of unquantized/fp8/int8 weights around the parameter count. V1
- * (0.8+): +0.2 % and 0.08 GiB at most: every public V1 "Model loading took"
- * is 0.00-0.06 GiB over the count, whatever the model's size (test data,
- * 1.1-67.7 GiB per GPU). V0: up to 1.5 % (DeepSeek-R1-Distill-Qwen-14B at
- * TP 2 on 0.7.2 loaded 1.4 % more, vllm#13061).
+ * Range of the weights around the parameter count. V1 (0.8+) bf16, fp8 and
+ * int8: +0.2 % and 0.08 GiB at most: every public V1 "Model loading took" is
+ * 0.00-0.06 GiB over the count, whatever the model's size (test data, 1.1-67.7
+ * GiB per GPU). V0, and GPTQ/AWQ (group scales and zeros, no public log in
+ * the set): up to 1.5 % (DeepSeek-R1-Distill-Qwen-14B at TP 2 on 0.7.2
+ * loaded 1.4 % more, vllm#13061).
  */
-export function weightsEst(perRankBytes: number, engine: Engine): Est {
-  const high = engine === "V1" ? perRankBytes * 1.002 + 0.08 * GiB : perRankBytes * 1.015;
+export function weightsEst(perRankBytes: number, engine: Engine, format = "bf16"): Est {
+  const seen = format === "bf16" || format.startsWith("fp8") || format.startsWith("compressed-tensors 8");
+  const high = engine === "V1" && seen ? perRankBytes * 1.002 + 0.08 * GiB : perRankBytes * 1.015;
   return est(perRankBytes, perRankBytes * 0.998, high);
 }
 
@@ -582,7 +584,7 @@ export function planGpu(i: GpuPlanInput): GpuPlan {
     ? est(w.perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.low).perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.high).perRankBytes * 1.005)
     : w.format.startsWith("bitsandbytes")
       ? est(w.perRankBytes, w.perRankBytes * 0.95, w.perRankBytes * 1.05)
-      : weightsEst(w.perRankBytes, engine);
+      : weightsEst(w.perRankBytes, engine, w.format);
   const act = activationEst(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs, version, engine, i.gpuName, i.flashinfer, i.pp);
   const graph = cudaGraphEst(i.arch, i.tp, i.pp, version, engine, i.enforceEager, i.maxNumSeqs);
   const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB);
