@@ -505,8 +505,18 @@ export const CUDA_CONTEXT_GIB = 0.5;
  * buffers. V0 0.6.4 and V1 0.7.0-0.9.0 measure total - free, which also
  * charges the CUDA context and any other process on the GPU; 0.27+ counts
  * buffers allocated between the init snapshot and the profile.
+ *
+ * The ~2 GiB NVLink term of 0.17+ (and 0.35 GiB of 0.11-0.16) is NCCL's NVLS
+ * and the symmetric-memory all-reduce, which exist only on datacenter Hopper
+ * and Blackwell: SYMM_MEM_ALL_REDUCE_MAX_SIZES has capabilities 9.0 and 10.x
+ * only (vllm/distributed/device_communicators/all_reduce_utils.py, 0.28.0;
+ * symm_mem.py logs "Device capability 7.5 not supported") and NCCL builds its
+ * NVLS kernels for sm_90+. Other P2P GPUs use the custom all-reduce, whose
+ * buffers exist before the init snapshot from 0.11: the 0.28.1 TP 2 log of two
+ * NVLinked Quadro RTX 6000s prints 0.21 GiB non-torch, as at TP 1. A GPU not
+ * named keeps the larger term.
  */
-export function nonTorchEst(version: string, engine: Engine, tp: number, pp: number, p2p: boolean, inUseGiB: number): Est {
+export function nonTorchEst(version: string, engine: Engine, tp: number, pp: number, p2p: boolean, inUseGiB: number, gpuName?: string): Est {
   let mid = 0.25 * GiB;
   // a PP stage that does not sample prints less (0.07 GiB in the 0.19 PP logs)
   let low = (pp > 1 ? 0.05 : 0.18) * GiB;
@@ -515,7 +525,8 @@ export function nonTorchEst(version: string, engine: Engine, tp: number, pp: num
     // NCCL's communicators are created before the init snapshot from 0.11 (not charged);
     // before, and in V0, their buffers are charged too.
     const ncclCharged = engine === "V0" || !atLeast(version, "0.11.0");
-    if (p2p && tp > 1) {
+    const symmetricBuffers = gpuName === undefined || /h100|h200|h800|h20\b|gh200|b200|b300|gb200|gb300/i.test(gpuName);
+    if (p2p && tp > 1 && (symmetricBuffers || ncclCharged)) {
       // NVLink: 2.06-2.13 GiB per GPU at TP 2-4 in the 0.19 H100 logs (NCCL's NVLS / symmetric
       // buffers, allocated at the first collective); 0.55 GiB at TP 2 in the 0.11-era H100 debug
       // lines; 1.79 GiB more than TP 1 in 0.6.5 (vllm#10511, NCCL charged).
@@ -523,7 +534,8 @@ export function nonTorchEst(version: string, engine: Engine, tp: number, pp: num
       else if (engine === "V1" && atLeast(version, "0.11.0")) [mid, low, high] = [mid + 0.35 * GiB, low + 0.2 * GiB, high + 2.0 * GiB];
       else [mid, low, high] = [mid + 1.5 * GiB, low + 0.5 * GiB, high + 2.0 * GiB];
     } else {
-      // without P2P: NCCL's ring buffers only (less again across nodes over sockets)
+      // without P2P (or P2P without NVLS / symmetric memory, from 0.11): NCCL's ring buffers only
+      // (less again across nodes over sockets)
       mid += (ncclCharged ? 0.3 : 0.1) * GiB;
       low += 0;
       high += (ncclCharged ? 0.4 : 0.2) * GiB;
@@ -584,7 +596,7 @@ export function planGpu(i: GpuPlanInput): GpuPlan {
       : est(w.perRankBytes, w.perRankBytes * 0.998, w.perRankBytes * 1.015);
   const act = activationEst(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs, version, engine, i.gpuName, i.flashinfer, i.pp);
   const graph = cudaGraphEst(i.arch, i.tp, i.pp, version, engine, i.enforceEager, i.maxNumSeqs);
-  const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB);
+  const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB, i.gpuName);
   const budget = est(total.mid * i.utilization, total.low * i.utilization, total.high * i.utilization);
   const nonKv = sum(weights, act.total, graph, nonTorch);
   const kvMid = Math.max(0, budget.mid - nonKv.mid);
