@@ -46,8 +46,14 @@ describe("accuracy (thresholds = what this model measured; raise them, never low
     expect(all.within10 / all.withFigure).toBeGreaterThanOrEqual(0.9);
     expect(all.medianAbsError!).toBeLessThan(0.05);
   });
-  test("at least 30 cases", () => {
-    expect(rows.length).toBeGreaterThanOrEqual(36);
+  test("at least 42 cases", () => {
+    expect(rows.length).toBeGreaterThanOrEqual(42);
+  });
+  test("releases 0.20-0.33: at least 6 cases, every verdict right, every figure within ±10 %", () => {
+    const recent = byRange.find((s) => s.name === "0.20-0.33")!;
+    expect(recent.cases).toBeGreaterThanOrEqual(6);
+    expect(recent.verdictsRight).toBe(recent.cases);
+    expect(recent.within10).toBe(recent.withFigure);
   });
   test("per release range: median error under 5 %", () => {
     for (const s of byRange) if (s.withFigure > 0) expect(s.medianAbsError!).toBeLessThan(0.05);
