@@ -13,9 +13,9 @@ import { BLOCK_SIZE, GiB, kvBytesPerTokenPerLayer, planGpu, QuantMethod, weightB
 import { isVllmVersion } from "../../components/plan/version";
 import figures from "./data/vllm-log-figures.json";
 import archs from "./data/model-architectures.json";
+import { archExtrasOf, ArchJson } from "./data/planner-accuracy";
 
 type Fig = (typeof figures)[number];
-type ArchJson = { layers: number; hiddenSize: number; heads: number; kvHeads: number; headDim: number; vocabSize: number; intermediateSize: number; tieWordEmbeddings: boolean; paramsB: number; slidingWindow?: number | null; moe?: { experts: number; activeExperts: number; expertIntermediateSize: number } };
 
 function archOf(model: string): ModelArch | undefined {
   const key = Object.keys(archs).find((k) => k.toLowerCase() === model.toLowerCase());
@@ -25,8 +25,7 @@ function archOf(model: string): ModelArch | undefined {
   return {
     id: key, source: "test data", layers: a.layers, hidden: a.hiddenSize, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim,
     vocab: a.vocabSize, intermediate: a.intermediateSize, tiedEmbeddings: a.tieWordEmbeddings, maxPositionEmbeddings: cat?.maxPositionEmbeddings ?? 1 << 20,
-    paramsB: a.paramsB, attention: cat?.attention ?? { kind: "full" },
-    moe: a.moe ? { experts: a.moe.experts, expertsPerToken: a.moe.activeExperts, expertIntermediate: a.moe.expertIntermediateSize } : undefined,
+    paramsB: a.paramsB, ...archExtrasOf(a, cat),
     quantization: cat?.quantization,
   };
 }
