@@ -25,6 +25,12 @@ describe("the case set", () => {
     expect(CASES.some((c) => c.quantization === "bitsandbytes")).toBe(true);
     expect(CASES.some((c) => /gpt-oss/.test(c.model))).toBe(true);
   });
+  test("it has MLA (DeepSeek V2/V3) and hybrid linear-attention cases, a refusal among the hybrids", () => {
+    expect(CASES.some((c) => inputOf(c).arch.attention.kind === "mla")).toBe(true);
+    const hybrids = CASES.filter((c) => inputOf(c).arch.linear);
+    expect(hybrids.length).toBeGreaterThanOrEqual(2);
+    expect(hybrids.some((c) => c.outcome === "refused")).toBe(true);
+  });
 });
 
 describe("accuracy (thresholds = what this model measured; raise them, never lower them without a reason)", () => {
@@ -45,8 +51,8 @@ describe("accuracy (thresholds = what this model measured; raise them, never low
     expect(all.within10 / all.withFigure).toBeGreaterThanOrEqual(0.9);
     expect(all.medianAbsError!).toBeLessThan(0.05);
   });
-  test("at least 30 cases", () => {
-    expect(rows.length).toBeGreaterThanOrEqual(36);
+  test("at least 39 cases", () => {
+    expect(rows.length).toBeGreaterThanOrEqual(39);
   });
   test("per release range: median error under 5 %", () => {
     for (const s of byRange) if (s.withFigure > 0) expect(s.medianAbsError!).toBeLessThan(0.05);
