@@ -87,7 +87,8 @@ export interface GpuPlan {
    * Tokens the central KV figure holds with every layer counted as full attention: what vLLM
    * prints as "GPU KV cache size" for uniform models, and for sliding-window hybrids up to 0.20.0;
    * from 0.20.1 vLLM prints max concurrency x max-model-len for hybrids, which shows the window
-   * savings (VLLM-MEMORY.md §4.4).
+   * savings (VLLM-MEMORY.md §4.4). Models with state layers (hybridLayout): what vLLM prints for
+   * them, num_blocks // groups x block size up to 0.20.0, concurrency x max-model-len from 0.20.1.
    */
   kvCacheTokens: number;
   kvCacheTokensLow: number;
