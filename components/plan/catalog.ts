@@ -347,6 +347,15 @@ function linearLayersOf(c: Record<string, unknown>, layers: number, id: string, 
       },
     };
   }
+  // Other state-space layouts (Falcon-H1's attention and Mamba in every layer, Jamba's Mamba-1
+  // periods, MiniMax's lightning attention, Kimi-Linear's KDA): counting them as attention layers
+  // would leave their parameters out of the weights, so they are an error, never a guess.
+  const stateKey = Object.keys(c).find((k) => /^(mamba_|ssm_|linear_attn|linear_num|attn_layer_period|kda_)/.test(k));
+  if (stateKey) {
+    throw new UnknownModelError(
+      `${source} of ${id}: its state-space / linear-attention layers ("${stateKey}", model_type ${String(c.model_type ?? "?")}) are not modelled -> plan a model of a modelled family (Qwen3-Next/3.5/3.6, Nemotron-H, Granite-4.0-H, Bamba, or a transformer)`,
+    );
+  }
   return {};
 }
 

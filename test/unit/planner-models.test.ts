@@ -170,6 +170,10 @@ describe("hybrid linear-attention / Mamba models from config.json", () => {
     expect(kvBytesPerTokenPerLayer(a, 1, "auto") * kvLayersOnRank(a, 1)).toBe(16 * 1024);
     expect((linearStateBytes(a, 1) * 27) / 1024 ** 2).toBeCloseTo(69.4, 0);
   });
+  test("a state-space layout the planner does not model (Falcon-H1: attention and Mamba in every layer) is an error that names the key, not a guess", () => {
+    const falconH1 = { architectures: ["FalconH1ForCausalLM"], model_type: "falcon_h1", hidden_size: 2048, intermediate_size: 4608, num_hidden_layers: 24, num_attention_heads: 8, num_key_value_heads: 2, vocab_size: 65537, mamba_d_ssm: 3072, mamba_n_heads: 48, mamba_d_head: 64, mamba_d_state: 256 };
+    expect(() => archFromConfigJson("tiiuae/Falcon-H1-1.5B-Instruct", falconH1)).toThrow(/"mamba_d_ssm", model_type falcon_h1\) are not modelled -> plan a model of a modelled family/);
+  });
   test("vLLM's attention block size for hybrids, as its logs print it", () => {
     const q27 = archFromConfigJson("Qwen/Qwen3.6-27B", qwen35_27b);
     // LMCache/LMCache#5079 and vllm#36010: 784 tokens for the 27B (bf16 KV); mitchross/talos-argocd-proxmox#1995: 1568 with fp8 KV
