@@ -229,8 +229,9 @@ export function archFromConfigJson(id: string, json: Record<string, unknown>, pa
     const step = num("interleave_moe_layer_step", num("decoder_sparse_step", 1)) || 1;
     const mlpOnly = Array.isArray(c.mlp_only_layers) ? (c.mlp_only_layers as unknown[]).length : 0;
     const moeLayers = Math.floor((layers - firstDense - mlpOnly) / step);
-    // Shared experts: DeepSeek n_shared_experts x moe_intermediate_size, Qwen2-MoE shared_expert_intermediate_size.
-    const shared = num("n_shared_experts", 0) * expertIntermediate || num("shared_expert_intermediate_size", 0);
+    // Shared experts: DeepSeek n_shared_experts x moe_intermediate_size, Qwen2-MoE shared_expert_intermediate_size,
+    // Granite-4.0-H's always-on shared MLP (shared_intermediate_size).
+    const shared = num("n_shared_experts", 0) * expertIntermediate || num("shared_expert_intermediate_size", 0) || num("shared_intermediate_size", 0);
     moe = {
       experts,
       expertsPerToken: num("num_experts_per_tok", num("moe_topk", 2)),
