@@ -26,7 +26,7 @@ function archOf(model: string): ModelArch | undefined {
     id: key, source: "test data", layers: a.layers, hidden: a.hiddenSize, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim,
     vocab: a.vocabSize, intermediate: a.intermediateSize, tiedEmbeddings: a.tieWordEmbeddings, maxPositionEmbeddings: cat?.maxPositionEmbeddings ?? 1 << 20,
     paramsB: a.paramsB, ...archExtrasOf(a, cat),
-    quantization: cat?.quantization,
+    quantization: cat?.quantization ?? a.quantization,
   };
 }
 

@@ -4,7 +4,7 @@
 // KV estimate against vLLM's "Available KV cache memory". Used by
 // test/unit/planner-accuracy.test.ts (thresholds) and
 // scripts/planner-accuracy.ts (the README table).
-import { CATALOG, LinearAttentionFacts, ModelArch } from "../../../components/plan/catalog";
+import { CATALOG, LinearAttentionFacts, ModelArch, NativeQuantization } from "../../../components/plan/catalog";
 import { defaultUtilization, engineOf, GpuPlan, GpuPlanInput, kvBytesForRequest, planGpu, QuantMethod, schedulerDefaults } from "../../../components/plan/memory";
 import { atLeast } from "../../../components/plan/version";
 import casesFile from "./vllm-startup-cases.json";
@@ -22,6 +22,8 @@ export type ArchJson = {
   /** Hybrid state layers (gated delta net / Mamba-2), as catalog.ts's LinearAttentionFacts. */
   linear?: LinearAttentionFacts;
   attnOutputGate?: boolean;
+  /** The checkpoint's own quantization where the catalog does not have the model (config.json quantization_config). */
+  quantization?: NativeQuantization;
 };
 
 /** The optional facts of a model-architectures.json entry (MLA, state layers, MoE layout) as ModelArch fields; the catalog's where it has the model. */
@@ -60,7 +62,7 @@ export function archOf(model: string): ModelArch {
     vocab: a.vocabSize, intermediate: a.intermediateSize, tiedEmbeddings: a.tieWordEmbeddings,
     maxPositionEmbeddings: cat?.maxPositionEmbeddings ?? CONTEXT[key.toLowerCase()] ?? a.maxPositionEmbeddings ?? 131072,
     paramsB: a.paramsB, ...archExtrasOf(a, cat), ...(slidingHalf && !cat ? { attention: slidingHalf } : {}),
-    quantization: cat?.quantization,
+    quantization: cat?.quantization ?? a.quantization,
   };
 }
 
