@@ -20,7 +20,7 @@ export interface NativeQuantization {
   method: "gptq" | "awq" | "fp8" | "mxfp4" | "compressed-tensors" | "bitsandbytes";
   bits: number;
   groupSize?: number;
-  /** mxfp4 in gpt-oss quantizes only the MoE experts; attention and embeddings stay bf16. */
+  /** Only the routed MoE experts are quantized (gpt-oss's mxfp4; compressed-tensors checkpoints that ignore every other layer); the rest stays bf16. */
   expertsOnly?: boolean;
 }
 

@@ -212,16 +212,22 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
   const groupSize = native?.groupSize ?? 128;
   const embedParams = arch.vocab * arch.hidden * (arch.tiedEmbeddings ? 1 : 2);
   const bodyParams = Math.max(0, arch.paramsB * 1e9 - embedParams);
+  // Checkpoints that quantize the routed experts only: gpt-oss's mxfp4, and compressed-tensors
+  // checkpoints whose ignore list names every other linear layer (Kimi-K2-Thinking: int4 group 32 on
+  // the experts; lm_head, self_attn and shared_experts ignored). vLLM loads a layer its quantization
+  // config ignores with UnquantizedLinearMethod, in the model dtype (compressed_tensors.py get_scheme ->
+  // should_ignore_layer; 0.6.0, 0.11.0, 0.15.0 and 0.33.0 alike), so those stay 16-bit here too.
+  const expertsOnly = !!arch.moe && (method === "mxfp4" ? native?.expertsOnly ?? true : native?.expertsOnly === true && method === native.method);
   let bodyBytes: number;
-  if (method === "mxfp4" && arch.moe && (native?.expertsOnly ?? true)) {
+  if (expertsOnly && arch.moe) {
     const moeLayers = arch.moe.moeLayers ?? arch.layers;
     const expertParams = Math.min(bodyParams, moeLayers * arch.moe.experts * 3 * arch.hidden * arch.moe.expertIntermediate);
     // vllm/model_executor/layers/quantization/mxfp4.py (Mxfp4MoEMethod.create_weights) pads the expert
     // matrices for its kernels: Marlin (Ampere, and Hopper in the public logs) rounds each TP shard's
     // intermediate size up to 128 and the hidden size up to 256 (VLLM-MEMORY.md §6). gpt-oss-120b on one
     // H100: 2880 -> 2944 x 3072, +9 %; "Model loading took 65.97 GiB" (vllm#23278) is matched this way.
-    const pad = padFactor ?? mxfp4PadFactor(arch, tp).mid;
-    bodyBytes = expertParams * pad * bytesPerParam("mxfp4", 4) + (bodyParams - expertParams) * 2;
+    const pad = method === "mxfp4" ? padFactor ?? mxfp4PadFactor(arch, tp).mid : 1;
+    bodyBytes = expertParams * pad * bytesPerParam(method, bits, groupSize) + (bodyParams - expertParams) * 2;
   } else {
     bodyBytes = bodyParams * bytesPerParam(method, bits, groupSize);
   }

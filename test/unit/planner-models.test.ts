@@ -105,6 +105,29 @@ describe("per-release rules that depend on the architecture", () => {
   });
 });
 
+// Kimi-K2-Thinking (DeepseekV3ForCausalLM geometry, as its config.json gives it; the test data's
+// model-architectures.json entry has the sources): native int4 (compressed-tensors, group 32) on the
+// routed experts only, the ignore list keeping attention and the shared experts in bf16.
+const kimiK2Thinking = {
+  architectures: ["DeepseekV3ForCausalLM"], hidden_size: 7168, intermediate_size: 18432, moe_intermediate_size: 2048, num_hidden_layers: 61,
+  num_attention_heads: 64, num_key_value_heads: 64, n_routed_experts: 384, n_shared_experts: 1, num_experts_per_tok: 8, first_k_dense_replace: 1,
+  q_lora_rank: 1536, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64, v_head_dim: 128, vocab_size: 163840, max_position_embeddings: 262144,
+  tie_word_embeddings: false,
+};
+
+describe("weights of big MoE / MLA checkpoints on many GPUs", () => {
+  const kimi = { ...archFromConfigJson("moonshotai/Kimi-K2-Thinking", kimiK2Thinking), quantization: { method: "compressed-tensors" as const, bits: 4, groupSize: 32, expertsOnly: true } };
+  const experts = 60 * 384 * 3 * 7168 * 2048;
+  const embeddings = 2 * 163840 * 7168;
+  test("int4 on the routed experts only: the other linear layers load in 16 bits (compressed-tensors ignore list)", () => {
+    expect(kimi.paramsB).toBeGreaterThan(1020);
+    expect(kimi.paramsB).toBeLessThan(1032);
+    const rest = kimi.paramsB * 1e9 - experts - embeddings;
+    const expected = experts * (0.5 + 2 / 32) + rest * 2 + embeddings * 2;
+    expect(weightBytes(kimi, "compressed-tensors", 1, 1).checkpointBytes / expected).toBeCloseTo(1, 3);
+  });
+});
+
 // Hybrid attention + linear-attention / Mamba-2 models, config.json values as published (sources at each).
 // Qwen3-Next-80B-A3B: llama.cpp's print-out of the GGUF in lmstudio-ai/lmstudio-bug-tracker#1266
 // (n_embd 2048, n_layer 48, n_head 16, n_head_kv 2, head 256, n_ff 5120, n_expert 512, n_expert_used 10,
