@@ -218,9 +218,21 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
   // config ignores with UnquantizedLinearMethod, in the model dtype (compressed_tensors.py get_scheme ->
   // should_ignore_layer; 0.6.0, 0.11.0, 0.15.0 and 0.33.0 alike), so those stay 16-bit here too.
   const expertsOnly = !!arch.moe && (method === "mxfp4" ? native?.expertsOnly ?? true : native?.expertsOnly === true && method === native.method);
+  const moeLayers = arch.moe ? arch.moe.moeLayers ?? arch.layers : 0;
+  // Parameters every TP rank holds whole rather than a 1/TP shard of (0.6.0-0.33.0, read in 0.6.0,
+  // 0.11.0, 0.15.0 and 0.33.0): the MoE router (ReplicatedLinear, or nn.Linear / GateLinear, in
+  // deepseek_v2.py, qwen2_moe.py, qwen3_moe.py, mixtral.py, glm4_moe.py, gpt_oss.py), counted in 16
+  // bits (DeepSeek's and Qwen2-MoE's pass quant_config=None); and MLA's down-projections q_a_proj
+  // (q_lora_rank wide) and kv_a_proj_with_mqa (kv_lora_rank + qk_rope_head_dim), ReplicatedLinear,
+  // fused into fused_qkv_a_proj with disable_tp=True from 0.11 (deepseek_v2.py DeepseekV2MLAAttention),
+  // in the checkpoint's format. Small at TP 1-2; at TP 8 a 1T MLA model keeps ~2 GiB more per GPU
+  // than a 1/8 share (Kimi-K2-Thinking on 8x H200, vllm-project/recipes#115).
+  const routerParams = arch.moe ? moeLayers * arch.moe.experts * arch.hidden : 0;
+  const mla = arch.attention.kind === "mla" ? arch.attention : undefined;
+  const mlaDownParams = mla ? arch.layers * arch.hidden * ((mla.qLoraRank ?? 0) + mla.latentDim) : 0;
+  const linearBytes = expertsOnly ? 2 : bytesPerParam(method, bits, groupSize);
   let bodyBytes: number;
   if (expertsOnly && arch.moe) {
-    const moeLayers = arch.moe.moeLayers ?? arch.layers;
     const expertParams = Math.min(bodyParams, moeLayers * arch.moe.experts * 3 * arch.hidden * arch.moe.expertIntermediate);
     // vllm/model_executor/layers/quantization/mxfp4.py (Mxfp4MoEMethod.create_weights) pads the expert
     // matrices for its kernels: Marlin (Ampere, and Hopper in the public logs) rounds each TP shard's
@@ -229,15 +241,17 @@ export function weightBytes(arch: ModelArch, quantization: QuantMethod, tp: numb
     const pad = method === "mxfp4" ? padFactor ?? mxfp4PadFactor(arch, tp).mid : 1;
     bodyBytes = expertParams * pad * bytesPerParam(method, bits, groupSize) + (bodyParams - expertParams) * 2;
   } else {
-    bodyBytes = bodyParams * bytesPerParam(method, bits, groupSize);
+    const router = Math.min(bodyParams, routerParams);
+    bodyBytes = (bodyParams - router) * linearBytes + router * 2;
   }
+  const replicatedBytes = Math.min(bodyBytes, routerParams * 2 + mlaDownParams * linearBytes);
   const embedBytes = embedParams * 2;
   const layersOnBusiestRank = Math.ceil(arch.layers / pp) / arch.layers;
   // With PP the first rank holds the embedding, the last the LM head; with PP=1 one rank holds both.
   const embedOnBusiestRank = pp === 1 ? embedBytes : embedBytes / (arch.tiedEmbeddings ? 1 : 2);
   return {
     format: method === "none" ? "bf16" : `${method} ${bits}-bit`,
-    perRankBytes: (bodyBytes * layersOnBusiestRank + embedOnBusiestRank) / tp,
+    perRankBytes: ((bodyBytes - replicatedBytes) / tp + replicatedBytes) * layersOnBusiestRank + embedOnBusiestRank / tp,
     checkpointBytes: checkpointBytesOf(arch, quantization, bodyBytes + embedBytes),
   };
 }

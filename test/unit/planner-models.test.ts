@@ -126,6 +126,20 @@ describe("weights of big MoE / MLA checkpoints on many GPUs", () => {
     const expected = experts * (0.5 + 2 / 32) + rest * 2 + embeddings * 2;
     expect(weightBytes(kimi, "compressed-tensors", 1, 1).checkpointBytes / expected).toBeCloseTo(1, 3);
   });
+  test("the MoE router and MLA's q_a / kv_a down-projections sit whole on every TP rank", () => {
+    const router = 60 * 384 * 7168; // ReplicatedLinear, unquantized
+    const down = 61 * 7168 * (1536 + 576); // fused_qkv_a_proj, disable_tp
+    const replicated = (router + down) * 2;
+    const one = weightBytes(kimi, "compressed-tensors", 1, 1).perRankBytes;
+    const eight = weightBytes(kimi, "compressed-tensors", 8, 1).perRankBytes;
+    expect((eight - one / 8) / (replicated * (7 / 8))).toBeCloseTo(1, 2);
+    // DeepSeek-V3 (fp8 block-wise): the down-projections in fp8, the router in bf16
+    const v3 = archFromConfigJson("deepseek-ai/DeepSeek-V3", deepseekV3);
+    const v3one = weightBytes(v3, "none", 1, 1).perRankBytes;
+    const v3eight = weightBytes(v3, "none", 8, 1).perRankBytes;
+    const v3replicated = 58 * 256 * 7168 * 2 + 61 * 7168 * (1536 + 576) * (1 + 4 / 128 / 128);
+    expect((v3eight - v3one / 8) / (v3replicated * (7 / 8))).toBeCloseTo(1, 2);
+  });
 });
 
 // Hybrid attention + linear-attention / Mamba-2 models, config.json values as published (sources at each).
