@@ -17,10 +17,10 @@ describe("the case set", () => {
       expect(["started", "refused"]).toContain(c.outcome);
     }
   });
-  test("it spans V0 and V1, TP 1-4, dense / MoE / sliding-window / quantized, and refusals", () => {
+  test("it spans V0 and V1, TP 1-8, dense / MoE / sliding-window / quantized, and refusals", () => {
     const engines = new Set(CASES.map((c) => inputOf(c)).map((i) => (Number(i.vllmVersion!.split(".")[1]) < 8 ? "V0" : "V1")));
     expect([...engines].sort()).toEqual(["V0", "V1"]);
-    expect(new Set(CASES.map((c) => c.tp))).toEqual(new Set([1, 2, 4]));
+    expect(new Set(CASES.map((c) => c.tp))).toEqual(new Set([1, 2, 4, 8]));
     expect(CASES.filter((c) => c.outcome === "refused").length).toBeGreaterThanOrEqual(4);
     expect(CASES.some((c) => c.quantization === "bitsandbytes")).toBe(true);
     expect(CASES.some((c) => /gpt-oss/.test(c.model))).toBe(true);
@@ -52,8 +52,8 @@ describe("accuracy (thresholds = what this model measured; raise them, never low
     expect(all.within10 / all.withFigure).toBeGreaterThanOrEqual(0.9);
     expect(all.medianAbsError!).toBeLessThan(0.05);
   });
-  test("at least 45 cases", () => {
-    expect(rows.length).toBeGreaterThanOrEqual(45);
+  test("at least 48 cases", () => {
+    expect(rows.length).toBeGreaterThanOrEqual(48);
   });
   test("releases 0.20-0.33: at least 6 cases, every verdict right, every figure within ±10 %", () => {
     const recent = byRange.find((s) => s.name === "0.20-0.33")!;
