@@ -92,7 +92,7 @@ test("up: venv + stand-in on the shared FS, a 2-node job, ready through the logi
   expect(jobLog).toMatch(new RegExp(`headless worker node rank 1 on ${c.nodes[1].hostname} connected`));
   // vLLM's startup figures as the job logged them on both nodes, exported as the rig exports them
   expect(jobLog).toMatch(/^\(Worker_PP1_TP0 pid=\d+\) INFO .* Available KV cache memory: 19\.36 GiB$/m);
-  expect(jobLog).toMatch(/^\(Worker_PP0_TP0 pid=\d+\) INFO .* Available KV cache memory: 20\.1 GiB$/m);
+  expect(jobLog).toMatch(/^\(Worker_PP0_TP0 pid=\d+\) INFO .* Available KV cache memory: 20\.10 GiB$/m);
   expect(out.measured.value).toEqual(MEASURED);
   // the head answers the API with the key, through the login node
   const key = out.apiKey.value as string;
