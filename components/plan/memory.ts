@@ -372,7 +372,9 @@ function smCount(gpuName = ""): number {
  */
 export function samplerBytesPerElement(version: string, engine: Engine, flashinfer?: boolean): { low: number; mid: number; high: number; perSmRow: boolean } {
   // 0.11-era H100 debug lines (llm-d-benchmark config_explorer) imply 38.2-38.4 B for three vocabularies
-  const native = { low: 36, mid: 38, high: 40, perSmRow: false };
+  // (gpt-oss, Llama-3.1, Qwen3): the high end is 39, not a blanket +5 %, which on 1024 rows of a
+  // 152k vocabulary held back 0.3 GiB more than any log shows
+  const native = { low: 36, mid: 38, high: 39, perSmRow: false };
   if (engine === "V0") return { low: 35, mid: 38, high: 45, perSmRow: false };
   if (!atLeast(version, "0.7.3")) return { low: 2, mid: 2, high: 6, perSmRow: false };
   if (inRange(version, "0.9.0", "0.12.0")) {
@@ -552,13 +554,29 @@ export function cudaTotal(gpuMemoryGiB: number): Est {
   return est(gpuMemoryGiB * 0.985 * GiB, gpuMemoryGiB * 0.98 * GiB, gpuMemoryGiB * 0.992 * GiB);
 }
 
+/**
+ * Range of the weights around the parameter count. V1 (0.8+) bf16, fp8 and
+ * int8: +0.2 % and 0.08 GiB at most: every public V1 "Model loading took" is
+ * 0.00-0.06 GiB over the count, whatever the model's size (test data, 1.1-67.7
+ * GiB per GPU). V0, and GPTQ/AWQ (group scales and zeros, no public log in
+ * the set): up to 1.5 % (DeepSeek-R1-Distill-Qwen-14B at TP 2 on 0.7.2
+ * loaded 1.4 % more, vllm#13061).
+ */
+export function weightsEst(perRankBytes: number, engine: Engine, format = "bf16"): Est {
+  const seen = format === "bf16" || format.startsWith("fp8") || format.startsWith("compressed-tensors 8");
+  const high = engine === "V1" && seen ? perRankBytes * 1.002 + 0.08 * GiB : perRankBytes * 1.015;
+  return est(perRankBytes, perRankBytes * 0.998, high);
+}
+
 export function planGpu(i: GpuPlanInput): GpuPlan {
   const version = i.vllmVersion ?? NEWEST_CHECKED;
   const engine = engineOf(version, { gpuName: i.gpuName, kvCacheDtype: i.kvCacheDtype, useV1Env: i.useV1Env });
   const total = cudaTotal(i.gpuMemoryGiB);
   // Weights from the parameter count: the public "Model loading took" figures are 0-0.9 % above it
   // for bf16/fp8/int8 (norms, biases, vocab padding), 1.4 % once (V0 0.7); bitsandbytes +-5 %
-  // (quant state); mxfp4 by the kernel's padding (mxfp4PadFactor).
+  // (quant state); mxfp4 by the kernel's padding (mxfp4PadFactor). In V1 the excess is a small
+  // fixed amount, not a share: 0.00-0.06 GiB from 1.1 to 67.7 GiB of weights (18 logs, 0.10-0.19),
+  // so a share of the whole would hold back 0.9 GiB on a 61 GiB model for nothing (weightsEst).
   const pad = mxfp4PadFactor(i.arch, i.tp, version, i.gpuName);
   const w = weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.mid);
   const mxfp4 = w.format.startsWith("mxfp4");
@@ -566,7 +584,7 @@ export function planGpu(i: GpuPlanInput): GpuPlan {
     ? est(w.perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.low).perRankBytes, weightBytes(i.arch, i.quantization, i.tp, i.pp, pad.high).perRankBytes * 1.005)
     : w.format.startsWith("bitsandbytes")
       ? est(w.perRankBytes, w.perRankBytes * 0.95, w.perRankBytes * 1.05)
-      : est(w.perRankBytes, w.perRankBytes * 0.998, w.perRankBytes * 1.015);
+      : weightsEst(w.perRankBytes, engine, w.format);
   const act = activationEst(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs, version, engine, i.gpuName, i.flashinfer, i.pp);
   const graph = cudaGraphEst(i.arch, i.tp, i.pp, version, engine, i.enforceEager, i.maxNumSeqs);
   const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB);

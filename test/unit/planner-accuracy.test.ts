@@ -36,10 +36,11 @@ describe("accuracy (thresholds = what this model measured; raise them, never low
   test("never optimistic: no 'fits' where vLLM refused to start", () => {
     expect(rows.filter((r) => r.outcome === "refused" && r.predictedFits).map((r) => r.id)).toEqual([]);
   });
-  test("at most 1 pessimistic verdict ('does not fit' where vLLM started): the cases within the model's uncertainty", () => {
-    // Measured: llmdb-qwen3-32b-h100-16k (Qwen3-32B on one H100 at 16K: vLLM left 4.45 GiB for a 3.9 GiB
-    // request; the planner's range is 3.10-4.89 GiB and it counts the low end).
-    expect(rows.filter((r) => r.outcome === "started" && !r.predictedFits).length).toBeLessThanOrEqual(1);
+  test("no pessimistic verdict either ('does not fit' where vLLM started): every verdict right", () => {
+    // The tightest: Qwen3-32B on one H100 at 16K (llmdb-qwen3-32b-h100-16k): vLLM left 4.45 GiB for a
+    // 3.91 GiB request. With a weights range of +1.5 % and a sampler of +5 % the low end was 3.10 GiB
+    // and the verdict wrong; the ranges now follow what the logs show (weightsEst, samplerBytesPerElement).
+    expect(rows.filter((r) => r.outcome === "started" && !r.predictedFits).map((r) => r.id)).toEqual([]);
   });
   test("KV within ±10 % of vLLM's figure in at least 90 % of the cases with one; median error under 5 %", () => {
     expect(all.within10 / all.withFigure).toBeGreaterThanOrEqual(0.9);
