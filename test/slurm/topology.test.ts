@@ -203,6 +203,25 @@ test("a job that pends too long is cancelled and fails up with SLURM's reason", 
   expect(await squeue()).toBe("");
 });
 
+test("a server that crashes at start fails up with the job's log tail, every secret of the job redacted", async () => {
+  const KEY = `sk-crash-${process.pid}-key`;
+  stack = await openStack(stack.name, config((x) => {
+    x.serving.apiKey = "config";
+    // the stand-in logs its startup, then exits 1 with the key in its error (a library echoing a token);
+    // late enough that the job was seen running, so the readiness gate is the step that fails
+    x.host = { readinessTimeoutMinutes: 4, env: { VLLM_STANDIN_START_DELAY: "15", VLLM_STANDIN_CRASH: "1", VLLM_STANDIN_LEAK_ENV: "VLLM_API_KEY" } };
+  }));
+  await stack.setConfig("pulumi-vllm:apiKey", { value: KEY, secret: true });
+  const from = log.length;
+  const err = await up().then(() => undefined, (e: Error) => e);
+  await stack.removeConfig("pulumi-vllm:apiKey");
+  expect(err?.message).toMatch(/slurm-readiness: job \d+ is (no longer in the queue|[A-Z]+) \(FAILED/);
+  const shown = `${err?.message}\n${log.slice(from).join("")}`;
+  expect(shown).toMatch(/simulated leak by the stand-in: VLLM_API_KEY=\[REDACTED\]/);
+  expect(shown).not.toContain(KEY);
+  expect(await squeue()).toBe("");
+});
+
 test("a job that hits its time limit fails up with SLURM's reason and the log tail", async () => {
   stack = await openStack(stack.name, config((x) => {
     x.slurm.timeLimit = "00:01:00";
