@@ -134,6 +134,22 @@ except m.PackageNotFoundError:
     v = "absent"
 print(v, "importable" if u.find_spec(sys.argv[2]) else "not-importable")' "$S_PV_DIST_NAME" "$S_PV_IMPORT_NAME" 2>&1 | tail -n 1)"`,
   );
+  // The weights step's record (the verified commit and size) and that commit's snapshot in the cache:
+  // files whose blob was removed (dangling links) and fewer bytes than verified. The unit runs with
+  // HF_HUB_OFFLINE=1, so missing files stop vLLM at its next start: this finds them before.
+  add(
+    stepOf(s, "weights"),
+    String.raw`w_c=${"$"}{S_PV_CACHE_DIR%/}; w_r=${"$"}{S_PV_STATE_DIR:-/var/lib/pulumi-vllm}; w_r=${"$"}{w_r%/}
+if [[ $S_PV_MODEL_ID == /* ]]; then q weights.local "$(test -f "$S_PV_MODEL_ID/config.json" && echo 1 || echo 0)"
+else
+  w_s=$w_r/weights/$(printf '%s' "$w_c" | sha256sum | cut -c1-16)/current.state
+  q weights.state "$(tr '\n' '\037' < "$w_s" 2>/dev/null)"
+  w_m=$(sed -n 's/^commit=//p' "$w_s" 2>/dev/null)
+  w_d=$w_c/hub/models--${"$"}{S_PV_MODEL_ID//\//--}/snapshots/$w_m
+  if [[ -n $w_m && -d $w_d ]]; then q weights.snapshot "$(find "$w_d" \( -type f -o -type l \) | wc -l) $(find -L "$w_d" -type l | wc -l) $(find -L "$w_d" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')"
+  else q weights.snapshot absent; fi
+fi`,
+  );
   add(
     stepOf(s, "launch-unit"),
     String.raw`u=/etc/systemd/system/$S_PV_UNIT_NAME
@@ -226,6 +242,25 @@ function check(st: StepRecord, f: Record<string, string>, s: ServerRecord): { st
       if (version !== p.PV_DIST_VERSION) drift.push(`${p.PV_DIST_NAME} in ${p.PV_VENV_PATH} is ${version === "absent" ? "not installed" : version || "unknown"}, expected ${p.PV_DIST_VERSION}`);
       else if (importable !== "importable") drift.push(`${p.PV_IMPORT_NAME} does not import from ${p.PV_VENV_PATH}`);
       ok.push(`${p.PV_DIST_NAME} ${p.PV_DIST_VERSION} in ${p.PV_VENV_PATH}`);
+      break;
+    }
+    case "weights": {
+      const model = p.PV_MODEL_ID;
+      if (model.startsWith("/")) {
+        if (f["weights.local"] !== "1") drift.push(`${model}/config.json is missing: model.id names a path on the host that holds no model`);
+        ok.push(`${model} is a path on the host (nothing downloaded)`);
+        break;
+      }
+      const rec = parseFacts((f["weights.state"] ?? "").replace(/\x1f/g, "\n"));
+      const snap = (f["weights.snapshot"] ?? "absent").split(" ");
+      const [files, dangling, bytes] = snap.map(Number);
+      if (!rec.commit) drift.push(`no verified download of ${model} is recorded for ${p.PV_CACHE_DIR} (the weights step's record is gone)`);
+      else if (rec.model !== model) drift.push(`the record for ${p.PV_CACHE_DIR} is of ${rec.model || "another model"}, not ${model}`);
+      else if (snap[0] === "absent") drift.push(`the snapshot of ${model} at ${rec.commit.slice(0, 12)} is gone from ${p.PV_CACHE_DIR}/hub`);
+      else if (dangling > 0) drift.push(`${dangling} of ${files} files of ${model} at ${rec.commit.slice(0, 12)} point at removed blobs`);
+      else if (bytes < Number(rec.bytes)) drift.push(`the snapshot of ${model} holds ${bytes} bytes, ${rec.bytes} were verified`);
+      if (drift.length && p.PV_REMOVE_CACHE === "1") drift.push("(repair replaces the weights step; with host.removeModelCache the model is fetched again in full)");
+      ok.push(`${model} at ${(rec.commit ?? "").slice(0, 12)}: ${files} files, ${bytes} bytes, as verified`);
       break;
     }
     case "launch-unit": {

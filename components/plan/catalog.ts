@@ -35,6 +35,37 @@ export interface MoeFacts {
   sharedIntermediate?: number;
 }
 
+/**
+ * Layers that keep a fixed-size recurrent state per request instead of KV per token, in hybrid
+ * models (VLLM-MEMORY.md §5.5; vllm/model_executor/layers/mamba/mamba_utils.py,
+ * MambaStateShapeCalculator):
+ * - "gdn": gated delta net linear attention (Qwen3-Next, Qwen3.5/3.6): conv state
+ *   (kernel-1) x (2 x kHeads x kDim + vHeads x vDim) and recurrent state vHeads x vDim x kDim;
+ * - "mamba2": Mamba-2 mixer (Nemotron-H, Granite-4.0-H, Bamba): conv state (kernel-1) x
+ *   (dInner + 2 x nGroups x stateSize) and SSM state heads x headDim x stateSize.
+ * Both are split over TP by heads.
+ */
+export interface LinearAttentionFacts {
+  kind: "gdn" | "mamba2";
+  /** Layers with a state (no KV). */
+  stateLayers: number;
+  /** Layers with attention KV; the rest of `layers` have neither (Nemotron-H's MLP / MoE-only layers). */
+  attentionLayers: number;
+  /** gdn: value heads; mamba2: mamba heads. */
+  heads: number;
+  /** gdn: value head dim; mamba2: mamba head dim. */
+  headDim: number;
+  /** gdn only: key heads and key head dim. */
+  kHeads?: number;
+  kHeadDim?: number;
+  /** mamba2 only: B/C groups and the SSM state size. */
+  nGroups?: number;
+  stateSize?: number;
+  convKernel: number;
+  /** Bytes of one recurrent-state element: 4 where the config asks for fp32 (mamba_ssm_dtype / mamba_ssm_cache_dtype), else 2 (the model dtype). */
+  ssmStateBytes: number;
+}
+
 export interface ModelArch {
   id: string;
   source: string;
@@ -58,6 +89,14 @@ export interface ModelArch {
   notes?: string;
   /** Every layer has a sliding window (Mistral-7B-v0.1): V0 turns automatic chunked prefill off for it. */
   slidingWindowAllLayers?: boolean;
+  /** Hybrid attention + linear-attention / Mamba layers (absent: every layer has attention KV). */
+  linear?: LinearAttentionFacts;
+  /** Layers with a dense MLP, where not every non-MoE layer has one (Nemotron-H); default layers - moeLayers. */
+  mlpLayers?: number;
+  /** The dense MLP has no gate (Nemotron-H's relu2: up and down, 2 matrices instead of 3). */
+  mlpUngated?: boolean;
+  /** Attention's query projection also yields an output gate (Qwen3-Next/3.5 attn_output_gate): q_proj is twice as wide. */
+  attnOutputGate?: boolean;
 }
 
 const full: AttentionKind = { kind: "full" };
@@ -190,8 +229,9 @@ export function archFromConfigJson(id: string, json: Record<string, unknown>, pa
     const step = num("interleave_moe_layer_step", num("decoder_sparse_step", 1)) || 1;
     const mlpOnly = Array.isArray(c.mlp_only_layers) ? (c.mlp_only_layers as unknown[]).length : 0;
     const moeLayers = Math.floor((layers - firstDense - mlpOnly) / step);
-    // Shared experts: DeepSeek n_shared_experts x moe_intermediate_size, Qwen2-MoE shared_expert_intermediate_size.
-    const shared = num("n_shared_experts", 0) * expertIntermediate || num("shared_expert_intermediate_size", 0);
+    // Shared experts: DeepSeek n_shared_experts x moe_intermediate_size, Qwen2-MoE shared_expert_intermediate_size,
+    // Granite-4.0-H's always-on shared MLP (shared_intermediate_size).
+    const shared = num("n_shared_experts", 0) * expertIntermediate || num("shared_expert_intermediate_size", 0) || num("shared_intermediate_size", 0);
     moe = {
       experts,
       expertsPerToken: num("num_experts_per_tok", num("moe_topk", 2)),
@@ -220,6 +260,7 @@ export function archFromConfigJson(id: string, json: Record<string, unknown>, pa
   } else if (typeof c.sliding_window === "number" && c.use_sliding_window !== false) {
     slidingWindowAllLayers = true;
   }
+  const { moeLayers: hybridMoeLayers, ...hybrid } = linearLayersOf(c, layers, id, source);
   const q = c.quantization_config as Record<string, unknown> | undefined;
   let quantization: NativeQuantization | undefined;
   if (q && typeof q.quant_method === "string") {
@@ -237,9 +278,104 @@ export function archFromConfigJson(id: string, json: Record<string, unknown>, pa
     maxPositionEmbeddings: num("max_position_embeddings", 4096),
     paramsB: 0, attention, moe, quantization,
     ...(slidingWindowAllLayers ? { slidingWindowAllLayers } : {}),
+    ...hybrid,
   };
+  // Nemotron-H says which layers are MoE in its pattern, not by first_k_dense_replace.
+  if (hybridMoeLayers !== undefined && moe) moe.moeLayers = hybridMoeLayers < layers ? hybridMoeLayers : undefined;
   arch.paramsB = paramsB ?? estimateParamsB(arch);
   return arch;
+}
+
+/**
+ * The linear-attention / Mamba layers of a hybrid config.json, as vLLM's model files read them:
+ * - Qwen3-Next / Qwen3.5 / Qwen3.6 (qwen3_next.py, qwen3_5.py; vLLM 0.10.2+ / 0.17+): gated delta net
+ *   layers, `layer_types` ("linear_attention" / "full_attention") or every `full_attention_interval`-th
+ *   layer full (default 4); linear_num_key_heads / linear_num_value_heads / linear_key_head_dim /
+ *   linear_value_head_dim / linear_conv_kernel_dim; attention has an output gate (attn_output_gate,
+ *   default true); `mamba_ssm_dtype: float32` keeps the recurrent state in fp32.
+ * - Nemotron-H (nemotron_h.py, 0.9+): `hybrid_override_pattern`, one character a layer: M Mamba-2,
+ *   * attention, - MLP (relu2, no gate), E MoE; mamba_num_heads / mamba_head_dim / ssm_state_size /
+ *   n_groups / conv_kernel; `mamba_ssm_cache_dtype`.
+ * - Granite-4.0-H / Bamba (granitemoehybrid.py, bamba.py): `layer_types` "mamba" / "attention" or
+ *   `attn_layer_indices`, every layer with its MLP; mamba_n_heads / mamba_d_head / mamba_d_state /
+ *   mamba_n_groups / mamba_d_conv.
+ * Returns nothing for a model without such layers.
+ */
+function linearLayersOf(c: Record<string, unknown>, layers: number, id: string, source: string): Partial<ModelArch> & { moeLayers?: number } {
+  const n = (k: string): number | undefined => (typeof c[k] === "number" ? (c[k] as number) : undefined);
+  const need = (k: string, fallback?: number): number => {
+    const v = n(k) ?? fallback;
+    if (v === undefined) throw new UnknownModelError(`${source} of ${id} is a hybrid linear-attention model without a numeric "${k}" -> pass the model's own config.json`);
+    return v;
+  };
+  const fp32 = [c.mamba_ssm_dtype, c.mamba_ssm_cache_dtype].some((v) => v === "float32");
+  const ssmStateBytes = fp32 ? 4 : 2;
+  const types = Array.isArray(c.layer_types) ? (c.layer_types as unknown[]).map(String) : undefined;
+  if (n("linear_num_value_heads") !== undefined) {
+    const interval = n("full_attention_interval") ?? 4;
+    const full = types ? types.filter((t) => t === "full_attention").length : Math.floor(layers / interval);
+    return {
+      linear: {
+        kind: "gdn", stateLayers: layers - full, attentionLayers: full,
+        heads: need("linear_num_value_heads"), headDim: need("linear_value_head_dim", 128),
+        kHeads: need("linear_num_key_heads"), kHeadDim: need("linear_key_head_dim", 128),
+        convKernel: need("linear_conv_kernel_dim", 4), ssmStateBytes,
+      },
+      attnOutputGate: c.attn_output_gate !== false,
+    };
+  }
+  if (typeof c.hybrid_override_pattern === "string") {
+    const pattern = c.hybrid_override_pattern as string;
+    const count = (ch: string) => pattern.split("").filter((x) => x === ch).length;
+    return {
+      linear: {
+        kind: "mamba2", stateLayers: count("M"), attentionLayers: count("*"),
+        heads: need("mamba_num_heads"), headDim: need("mamba_head_dim"), nGroups: need("n_groups", 1), stateSize: need("ssm_state_size"),
+        convKernel: need("conv_kernel", 4), ssmStateBytes,
+      },
+      mlpLayers: count("-"), mlpUngated: true, moeLayers: count("E"),
+    };
+  }
+  const mambaTypes = types?.filter((t) => t === "mamba").length;
+  const attnIdx = Array.isArray(c.attn_layer_indices) ? (c.attn_layer_indices as unknown[]).length : undefined;
+  if (mambaTypes || (attnIdx !== undefined && n("mamba_n_heads") !== undefined)) {
+    const attention = mambaTypes ? layers - mambaTypes : (attnIdx as number);
+    return {
+      linear: {
+        kind: "mamba2", stateLayers: layers - attention, attentionLayers: attention,
+        heads: need("mamba_n_heads"), headDim: need("mamba_d_head"), nGroups: need("mamba_n_groups", 1), stateSize: need("mamba_d_state"),
+        convKernel: need("mamba_d_conv", 4), ssmStateBytes,
+      },
+    };
+  }
+  // Other state-space layouts (Falcon-H1's attention and Mamba in every layer, Jamba's Mamba-1
+  // periods, MiniMax's lightning attention, Kimi-Linear's KDA): counting them as attention layers
+  // would leave their parameters out of the weights, so they are an error, never a guess.
+  const stateKey = Object.keys(c).find((k) => /^(mamba_|ssm_|linear_attn|linear_num|attn_layer_period|kda_)/.test(k));
+  if (stateKey) {
+    throw new UnknownModelError(
+      `${source} of ${id}: its state-space / linear-attention layers ("${stateKey}", model_type ${String(c.model_type ?? "?")}) are not modelled -> plan a model of a modelled family (Qwen3-Next/3.5/3.6, Nemotron-H, Granite-4.0-H, Bamba, or a transformer)`,
+    );
+  }
+  return {};
+}
+
+/** Parameters of one linear-attention / Mamba-2 layer (the projections vLLM builds; norms and per-head scalars included). */
+export function linearLayerParams(a: ModelArch): number {
+  const l = a.linear;
+  if (!l) return 0;
+  const H = a.hidden;
+  if (l.kind === "gdn") {
+    const keyDim = (l.kHeads ?? l.heads) * (l.kHeadDim ?? l.headDim);
+    const valueDim = l.heads * l.headDim;
+    const convDim = 2 * keyDim + valueDim;
+    // in_proj_qkvz, in_proj_ba, conv1d, out_proj; dt_bias, A_log and the gated norm
+    return H * (2 * keyDim + 2 * valueDim) + H * 2 * l.heads + convDim * l.convKernel + valueDim * H + 2 * l.heads + l.headDim;
+  }
+  const dInner = l.heads * l.headDim;
+  const bc = 2 * (l.nGroups ?? 1) * (l.stateSize ?? 128);
+  // in_proj (z, x, B, C, dt), conv1d (+bias), out_proj; A, D, dt_bias and the gated norm
+  return H * (2 * dInner + bc + l.heads) + (dInner + bc) * (l.convKernel + 1) + dInner * H + 3 * l.heads + dInner;
 }
 
 /**
@@ -247,8 +383,11 @@ export function archFromConfigJson(id: string, json: Record<string, unknown>, pa
  * the config does not give: embeddings (+ LM head unless tied), attention
  * (standard q/k/v/o, or MLA's q (LoRA) / kv_a / kv_b / o projections), dense
  * MLPs (gate, up, down) in the dense layers, and in the MoE layers the routed
- * experts, the shared experts and the router. Norms and biases are left out
- * (< 0.1 %). DeepSeek-V3's config gives 671.0B this way, its model card 671B.
+ * experts, the shared experts and the router; in hybrids attention only in the attention
+ * layers and the linear-attention / Mamba-2 projections in the others (linearLayerParams),
+ * and the query's output gate where the model has one. Norms and biases are left out
+ * (< 0.1 %). DeepSeek-V3's config gives 671.0B this way, its model card 671B; Qwen3-Next-80B-A3B
+ * 79.7B (card: 80B); Nemotron-H-8B 8.1B (card: 8B).
  */
 export function estimateParamsB(a: ModelArch): number {
   const embed = a.vocab * a.hidden * (a.tiedEmbeddings ? 1 : 2);
@@ -262,12 +401,15 @@ export function estimateParamsB(a: ModelArch): number {
     const q = m.qLoraRank ? a.hidden * m.qLoraRank + m.qLoraRank * a.heads * (nope + rope) : a.hidden * a.heads * (nope + rope);
     attn = q + a.hidden * (kvLora + rope) + kvLora * a.heads * (nope + v) + a.heads * v * a.hidden;
   } else {
-    attn = a.hidden * a.heads * a.headDim * 2 + a.hidden * a.kvHeads * a.headDim * 2;
+    attn = a.hidden * a.heads * a.headDim * (a.attnOutputGate ? 3 : 2) + a.hidden * a.kvHeads * a.headDim * 2;
   }
-  const dense = 3 * a.hidden * a.intermediate;
+  const dense = (a.mlpUngated ? 2 : 3) * a.hidden * a.intermediate;
   const moeLayers = a.moe ? a.moe.moeLayers ?? a.layers : 0;
   const expert = a.moe ? a.moe.experts * 3 * a.hidden * a.moe.expertIntermediate + a.hidden * a.moe.experts + 3 * a.hidden * (a.moe.sharedIntermediate ?? 0) : 0;
-  const total = embed + a.layers * attn + (a.layers - moeLayers) * dense + moeLayers * expert;
+  // Hybrids: attention only in the attention layers, a state layer in the others.
+  const attnLayers = a.linear ? a.linear.attentionLayers : a.layers;
+  const stateLayers = a.linear ? a.linear.stateLayers * linearLayerParams(a) : 0;
+  const total = embed + attnLayers * attn + stateLayers + (a.mlpLayers ?? a.layers - moeLayers) * dense + moeLayers * expert;
   return total / 1e9;
 }
 

@@ -12,6 +12,8 @@
 //              "... kv_cache_size=%.2fGiB ..."                 V0 0.6.4 ("Memory profiling results")
 //              "... reserved for KV Cache is %.2fGiB."         V0 0.6.5-0.10
 //              "available_kv_cache_memory  %.2fGiB"            the table of vLLM PR #10511 (0.6.5 dev)
+//              "... Current kv cache memory in use is %s GiB."  V1 gpu_worker.py 0.26+ (per worker, INFO; the
+//                                                             only figure some ranks print: 0.28.1 TP 2 rank 1)
 //   KV tokens  "GPU KV cache size: %s tokens"                  V1 kv_cache_utils.py 0.8-0.32
 //              "%s KV cache size: %s tokens, Maximum concurrency for %s tokens per request: %.2fx"   0.33
 //   V0 blocks  "# GPU blocks: %d, # CPU blocks: %d" (<= 0.6), "# CUDA blocks" (0.7), "# cuda blocks" (0.10)
@@ -49,6 +51,7 @@ const RULES: { re: RegExp; key: keyof MeasuredStartup; pick: "min" | "max" | "fi
   { re: /\bkv_cache_size=(-?[\d.]+)GiB/, key: "availableKvGiB", pick: "min" },
   { re: /reserved for KV Cache is (-?[\d.]+)GiB/, key: "availableKvGiB", pick: "min" },
   { re: /available_kv_cache_memory\s+(-?[\d.]+)GiB/, key: "availableKvGiB", pick: "min" },
+  { re: /Current kv cache memory in use is (-?[\d.]+) GiB/, key: "availableKvGiB", pick: "min" },
   { re: /KV cache size: ([\d,]+) tokens/, key: "kvCacheTokens", pick: "min" },
   { re: /#? ?(?:GPU|CUDA|cuda) blocks: (\d+)/, key: "gpuBlocks", pick: "min" },
   { re: /Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x/, key: "maxConcurrency", pick: "min", group: 2 },

@@ -87,7 +87,8 @@ export interface GpuPlan {
    * Tokens the central KV figure holds with every layer counted as full attention: what vLLM
    * prints as "GPU KV cache size" for uniform models, and for sliding-window hybrids up to 0.20.0;
    * from 0.20.1 vLLM prints max concurrency x max-model-len for hybrids, which shows the window
-   * savings (VLLM-MEMORY.md §4.4).
+   * savings (VLLM-MEMORY.md §4.4). Models with state layers (hybridLayout): what vLLM prints for
+   * them, num_blocks // groups x block size up to 0.20.0, concurrency x max-model-len from 0.20.1.
    */
   kvCacheTokens: number;
   kvCacheTokensLow: number;
@@ -105,7 +106,25 @@ export interface GpuPlan {
   headroomNeededGiB: number;
   /** Checkpoint size on disk (all ranks together). */
   checkpointGiB: number;
+  /**
+   * Hybrids with state layers, from the release that checks it (MAMBA_BLOCKS_CHECKED_FROM): the KV
+   * pool's blocks at the low end of the KV range, and the max-num-seqs they must cover (one state
+   * block per decoding sequence; vLLM refuses to start otherwise).
+   */
+  stateBlocksLow?: number;
+  stateBlocksNeeded?: number;
 }
+
+/**
+ * From this release vLLM refuses to start a hybrid model whose KV pool has fewer blocks than
+ * max-num-seqs: "max_num_seqs (1024) exceeds available Mamba cache blocks (856). Each decode
+ * sequence requires one Mamba cache block, so CUDA graph capture cannot proceed" (vllm#38270,
+ * reverted the same day by vllm#38599 and landed again; seen in public reports on 0.23.1, 0.25.1
+ * and 0.28.0, vllm#49064, vllm/recipes#551). Before, the CUDA-graph sizes were capped silently.
+ * The first release that has it is not pinned down from the source here; 0.20.0 is taken, which
+ * can only make the plan stricter, never optimistic.
+ */
+export const MAMBA_BLOCKS_CHECKED_FROM = "0.20.0";
 
 /** Bytes per parameter of the linear layers for a weight format (scales and zeros included). VLLM-MEMORY.md §6. */
 export function bytesPerParam(method: string, bits: number, groupSize = 128): number {
@@ -325,15 +344,103 @@ export function kvBytesPerTokenPerLayer(arch: ModelArch, tp: number, kvCacheDtyp
   return 2 * Math.max(1, Math.floor(arch.kvHeads / tp)) * arch.headDim * bytes;
 }
 
+/** Layers holding attention KV on the busiest PP stage: every layer, or a hybrid's attention layers. */
+export function kvLayersOnRank(arch: ModelArch, pp: number): number {
+  return Math.ceil((arch.linear?.attentionLayers ?? arch.layers) / pp);
+}
+
+/**
+ * One request's state in one linear-attention / Mamba-2 layer on one rank, in bytes (§5.5;
+ * vllm/model_executor/layers/mamba/mamba_utils.py, MambaStateShapeCalculator and
+ * MambaStateDtypeCalculator, 0.10-0.33): the conv state (kernel-1) x conv_dim/TP in the model
+ * dtype (2 B) plus the recurrent state in mamba_ssm_cache_dtype (4 B where the config asks for
+ * fp32, else the model dtype):
+ * - gated delta net: conv_dim = 2 x kHeads x kDim + vHeads x vDim, state vHeads/TP x vDim x kDim;
+ * - Mamba-2: conv_dim = heads x headDim + 2 x groups x stateSize (groups that do not divide by TP
+ *   are replicated up to TP: extra_groups_for_head_shards), state heads/TP x headDim x stateSize.
+ * Qwen3.5's config asks for fp32 (mamba_ssm_dtype); a 0.19 log of a Qwen3.5 fine-tune shows the bf16
+ * block size (272 tokens, not 528): taking the config's fp32 there costs more per request, never less.
+ */
+export function linearStateBytes(arch: ModelArch, tp: number): number {
+  const l = arch.linear;
+  if (!l) return 0;
+  const conv = (n: number) => (l.convKernel - 1) * (n / tp) * 2;
+  if (l.kind === "gdn") {
+    const kHeads = l.kHeads ?? l.heads;
+    const kDim = l.kHeadDim ?? l.headDim;
+    return conv(2 * kHeads * kDim + l.heads * l.headDim) + (l.heads / tp) * l.headDim * kDim * l.ssmStateBytes;
+  }
+  const groups = (l.nGroups ?? 1) % tp === 0 ? l.nGroups ?? 1 : tp;
+  const stateSize = l.stateSize ?? 128;
+  return conv(l.heads * l.headDim + 2 * groups * stateSize) + (l.heads / tp) * l.headDim * stateSize * l.ssmStateBytes;
+}
+
+/** The KV-cache layout of a hybrid attention + linear-attention model in vLLM V1 (hybridLayout). */
+export interface HybridLayout {
+  /** Attention block size in tokens (vLLM logs "Setting attention block size to N tokens"). */
+  blockSize: number;
+  /** One page: blockSize tokens of one attention layer = one padded state. */
+  pageBytes: number;
+  /** Layers per KV-cache group. */
+  groupSize: number;
+  attentionGroups: number;
+  stateGroups: number;
+}
+
+/**
+ * How vLLM V1 lays out the KV cache of a hybrid attention + linear-attention / Mamba model, from
+ * 0.10.0 (hybrid models on V1: vllm#20016) to 0.33 (§4.4, §5.5):
+ * - the attention block size grows to 16 x cdiv(state, 16 x attention bytes per token per layer), so
+ *   one attention page holds one state, and the state page is padded up to that page
+ *   (HybridAttentionMambaModelConfig.verify_and_update_config; Platform._align_hybrid_block_size from
+ *   0.27; logged as "Padding mamba page size by x%");
+ * - the layers are grouped by type, groupSize layers a group: the smaller type's count, or the larger
+ *   where the two are within 25 % (kv_cache_utils._get_kv_cache_groups_uniform_page_size); a partial
+ *   group is padded ("Add N padding layers");
+ * - a block is one page in each of groupSize layer tensors that all groups share, so
+ *   num_blocks = available / (page x groupSize).
+ * Undefined for a model without state layers, and for V0 (which keeps states outside the KV cache).
+ */
+export function hybridLayout(arch: ModelArch, tp: number, pp: number, kv: KvDtype, version: string = NEWEST_CHECKED, engine: Engine = "V1"): HybridLayout | undefined {
+  const l = arch.linear;
+  if (!l || engine !== "V1" || !atLeast(version, "0.10.0")) return undefined;
+  const perToken = kvBytesPerTokenPerLayer(arch, tp, kv, version);
+  const state = linearStateBytes(arch, tp);
+  const blockSize = Math.max(BLOCK_SIZE, BLOCK_SIZE * Math.ceil(state / (BLOCK_SIZE * perToken)));
+  const attention = Math.ceil(l.attentionLayers / pp);
+  const stateLayers = Math.ceil(l.stateLayers / pp);
+  const lo = Math.min(attention, stateLayers);
+  const hi = Math.max(attention, stateLayers);
+  const groupSize = hi < lo * 1.25 ? hi : lo;
+  return { blockSize, pageBytes: blockSize * perToken, groupSize, attentionGroups: Math.ceil(attention / groupSize), stateGroups: Math.ceil(stateLayers / groupSize) };
+}
+
+/**
+ * What vLLM prints as "GPU KV cache size: N tokens" for a hybrid with state layers (§4.4):
+ * 0.10.0-0.20.0 num_blocks // groups x block size; from 0.20.1 max concurrency x max-model-len,
+ * a request needing cdiv(len, block) blocks per attention group and one per state group.
+ */
+export function hybridReportedTokens(h: HybridLayout, kvBytes: number, maxModelLen: number, version: string = NEWEST_CHECKED): number {
+  const blocks = Math.floor(kvBytes / (h.pageBytes * h.groupSize));
+  if (!atLeast(version, "0.20.1")) return Math.floor(blocks / (h.attentionGroups + h.stateGroups)) * h.blockSize;
+  const perRequest = h.attentionGroups * Math.ceil(maxModelLen / h.blockSize) + h.stateGroups;
+  return Math.floor((blocks / perRequest) * maxModelLen);
+}
+
 /**
  * KV bytes a single request of `len` tokens needs on one rank. Sliding-window
  * layers keep only about window + max-num-batched-tokens tokens in V1 from
  * 0.9.1 (hybrid KV cache manager, §5.3); before that, and in V0, every
- * layer holds the whole request.
+ * layer holds the whole request. Hybrids with state layers (V1 0.10+): whole
+ * blocks of the enlarged attention block size in each attention group and one
+ * page per state group, padding included (hybridLayout), which is what vLLM's
+ * "To serve at least one request ... KV cache is needed" compares.
  */
 export function kvBytesForRequest(arch: ModelArch, tp: number, pp: number, kv: KvDtype, len: number, batched: number, version: string = NEWEST_CHECKED, engine: Engine = "V1"): number {
   const perLayer = kvBytesPerTokenPerLayer(arch, tp, kv, version);
-  const layers = Math.ceil(arch.layers / pp);
+  const h = hybridLayout(arch, tp, pp, kv, version, engine);
+  if (h) return h.pageBytes * h.groupSize * (h.attentionGroups * Math.ceil(len / h.blockSize) + h.stateGroups);
+  const layers = kvLayersOnRank(arch, pp);
   const blocks = (n: number) => Math.ceil(n / BLOCK_SIZE) * BLOCK_SIZE;
   if (arch.attention.kind === "hybrid-sliding" && engine === "V1" && atLeast(version, "0.9.1")) {
     const sliding = Math.ceil(arch.attention.slidingLayers / pp);
@@ -434,7 +541,11 @@ export function activationEst(arch: ModelArch, tp: number, tokens: number, seqs:
     const kvHeads = arch.attention.kind === "mla" ? arch.heads : arch.kvHeads;
     attention = (T * (arch.heads * 2 * qDim + 2 * kvHeads * qDim) * b) / tp;
   }
-  const forward = residual + Math.max(mlp, attention);
+  // A linear-attention / Mamba-2 layer's input projection (GDN: q, k, v, z and b, a; Mamba-2: z, x, B, C, dt).
+  const l = arch.linear;
+  const stateProj = !l ? 0 : l.kind === "gdn" ? 2 * (l.kHeads ?? l.heads) * (l.kHeadDim ?? l.headDim) + 2 * l.heads * l.headDim + 2 * l.heads : 2 * l.heads * l.headDim + 2 * (l.nGroups ?? 1) * (l.stateSize ?? 128) + l.heads;
+  const linearIn = (T * stateProj * b) / tp;
+  const forward = residual + Math.max(mlp, attention, linearIn);
   const rows = profileRows(version, engine, tokens, seqs);
   const per = samplerBytesPerElement(version, engine, flashinfer);
   const buf = per.perSmRow ? smCount(gpuName) * arch.vocab * 4 : 0;
@@ -452,10 +563,25 @@ export function activationEst(arch: ModelArch, tp: number, tokens: number, seqs:
  * (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1 there; before,
  * graphs are captured after the KV cache is allocated and live outside the
  * budget). 0 with --enforce-eager.
+ *
+ * Model Runner V2 charges nothing up to 0.28.x: its profile_cudagraph_memory
+ * is a stub returning 0 in the 0.20.0-0.28.0 wheels ("NOTE(woosuk): It is TBD
+ * whether we keep this API or not", vllm/v1/worker/gpu/model_runner.py; a real
+ * estimate from 0.29.0, vllm#49224/#49233), and V2 is the default runner for
+ * (VllmConfig._is_default_v2_model_runner_model, vllm/config/vllm.py):
+ * 0.22-0.24 a short list of dense architectures (Qwen3, then Llama, Mistral),
+ * unquantized only up to 0.23; 0.25-0.28 every dense (non-MoE) generate model.
+ * So for a dense model the central figure is 0 from 0.25 and the low end 0
+ * from 0.22; the high end keeps the V1 runner's estimate (features V2 lacks
+ * fall back to V1), so the verdict does not lean on it. vllm#54383's 0.28.0
+ * Qwen3-32B-AWQ TP 2 boot on RTX 4090s sits 0.7 GiB above the V1 figure.
  */
 export function cudaGraphEst(arch: ModelArch, tp: number, pp: number, version: string, engine: Engine, enforceEager: boolean, maxNumSeqs = 256): Est {
   if (enforceEager || engine !== "V1" || !atLeast(version, "0.20.0")) return est(0);
-  return cudaGraphOutsideEst(arch, tp, pp, enforceEager, maxNumSeqs);
+  const v1Runner = cudaGraphOutsideEst(arch, tp, pp, enforceEager, maxNumSeqs);
+  if (!arch.moe && inRange(version, "0.25.0", "0.29.0")) return est(0, 0, v1Runner.high);
+  if (!arch.moe && inRange(version, "0.22.0", "0.25.0")) return est(v1Runner.mid, 0, v1Runner.high);
+  return v1Runner;
 }
 
 /** vLLM's capture sizes up to min(2 x max-num-seqs, 512): 1, 2, 4, then steps of 8 to 256, of 16 beyond (vllm/config). */
@@ -480,6 +606,19 @@ export function cudaGraphOutsideEst(arch: ModelArch, _tp: number, pp: number, en
   return est(mid, mid * 0.6, mid * 1.4);
 }
 
+/**
+ * States of a hybrid's linear-attention / Mamba layers where they live outside the KV cache: V0
+ * (and releases before hybrid models ran on V1, < 0.10.0) allocate them in MambaCacheManager for
+ * max-num-seqs requests before the KV cache is sized (vllm/model_executor/models/mamba_cache.py,
+ * 0.6-0.9), so they come off the budget. The range adds vLLM's padded CUDA-graph batch (+2 rows).
+ * From 0.10 (V1) they are pages of the KV cache itself (hybridLayout).
+ */
+export function v0StateEst(arch: ModelArch, tp: number, pp: number, version: string, engine: Engine, maxNumSeqs: number): Est {
+  if (!arch.linear || (engine === "V1" && atLeast(version, "0.10.0"))) return est(0);
+  const perRequest = linearStateBytes(arch, tp) * Math.ceil(arch.linear.stateLayers / pp);
+  return est(perRequest * maxNumSeqs, perRequest * maxNumSeqs, perRequest * (maxNumSeqs + 2));
+}
+
 /** CUDA context + torch/cuBLAS handles of one process on its GPU (init snapshot "cuda_memory=0.51GiB", 0.19 logs). */
 export const CUDA_CONTEXT_GIB = 0.5;
 
@@ -492,8 +631,18 @@ export const CUDA_CONTEXT_GIB = 0.5;
  * buffers. V0 0.6.4 and V1 0.7.0-0.9.0 measure total - free, which also
  * charges the CUDA context and any other process on the GPU; 0.27+ counts
  * buffers allocated between the init snapshot and the profile.
+ *
+ * The ~2 GiB NVLink term of 0.17+ (and 0.35 GiB of 0.11-0.16) is NCCL's NVLS
+ * and the symmetric-memory all-reduce, which exist only on datacenter Hopper
+ * and Blackwell: SYMM_MEM_ALL_REDUCE_MAX_SIZES has capabilities 9.0 and 10.x
+ * only (vllm/distributed/device_communicators/all_reduce_utils.py, 0.28.0;
+ * symm_mem.py logs "Device capability 7.5 not supported") and NCCL builds its
+ * NVLS kernels for sm_90+. Other P2P GPUs use the custom all-reduce, whose
+ * buffers exist before the init snapshot from 0.11: the 0.28.1 TP 2 log of two
+ * NVLinked Quadro RTX 6000s prints 0.21 GiB non-torch, as at TP 1. A GPU not
+ * named keeps the larger term.
  */
-export function nonTorchEst(version: string, engine: Engine, tp: number, pp: number, p2p: boolean, inUseGiB: number): Est {
+export function nonTorchEst(version: string, engine: Engine, tp: number, pp: number, p2p: boolean, inUseGiB: number, gpuName?: string): Est {
   let mid = 0.25 * GiB;
   // a PP stage that does not sample prints less (0.07 GiB in the 0.19 PP logs)
   let low = (pp > 1 ? 0.05 : 0.18) * GiB;
@@ -502,7 +651,8 @@ export function nonTorchEst(version: string, engine: Engine, tp: number, pp: num
     // NCCL's communicators are created before the init snapshot from 0.11 (not charged);
     // before, and in V0, their buffers are charged too.
     const ncclCharged = engine === "V0" || !atLeast(version, "0.11.0");
-    if (p2p && tp > 1) {
+    const symmetricBuffers = gpuName === undefined || /h100|h200|h800|h20\b|gh200|b200|b300|gb200|gb300/i.test(gpuName);
+    if (p2p && tp > 1 && (symmetricBuffers || ncclCharged)) {
       // NVLink: 2.06-2.13 GiB per GPU at TP 2-4 in the 0.19 H100 logs (NCCL's NVLS / symmetric
       // buffers, allocated at the first collective); 0.55 GiB at TP 2 in the 0.11-era H100 debug
       // lines; 1.79 GiB more than TP 1 in 0.6.5 (vllm#10511, NCCL charged).
@@ -510,7 +660,8 @@ export function nonTorchEst(version: string, engine: Engine, tp: number, pp: num
       else if (engine === "V1" && atLeast(version, "0.11.0")) [mid, low, high] = [mid + 0.35 * GiB, low + 0.2 * GiB, high + 2.0 * GiB];
       else [mid, low, high] = [mid + 1.5 * GiB, low + 0.5 * GiB, high + 2.0 * GiB];
     } else {
-      // without P2P: NCCL's ring buffers only (less again across nodes over sockets)
+      // without P2P (or P2P without NVLS / symmetric memory, from 0.11): NCCL's ring buffers only
+      // (less again across nodes over sockets)
       mid += (ncclCharged ? 0.3 : 0.1) * GiB;
       low += 0;
       high += (ncclCharged ? 0.4 : 0.2) * GiB;
@@ -587,18 +738,22 @@ export function planGpu(i: GpuPlanInput): GpuPlan {
       : weightsEst(w.perRankBytes, engine, w.format);
   const act = activationEst(i.arch, i.tp, i.maxNumBatchedTokens, i.maxNumSeqs, version, engine, i.gpuName, i.flashinfer, i.pp);
   const graph = cudaGraphEst(i.arch, i.tp, i.pp, version, engine, i.enforceEager, i.maxNumSeqs);
-  const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB);
+  const nonTorch = nonTorchEst(version, engine, i.tp, i.pp, i.p2p, i.gpuMemoryInUseGiB, i.gpuName);
+  const states = v0StateEst(i.arch, i.tp, i.pp, version, engine, i.maxNumSeqs);
   const budget = est(total.mid * i.utilization, total.low * i.utilization, total.high * i.utilization);
-  const nonKv = sum(weights, act.total, graph, nonTorch);
+  const nonKv = sum(weights, act.total, graph, nonTorch, states);
   const kvMid = Math.max(0, budget.mid - nonKv.mid);
   const kvLow = Math.max(0, budget.low - nonKv.high);
   const kvHigh = Math.max(0, budget.high - nonKv.low);
-  const perToken = kvBytesPerTokenPerLayer(i.arch, i.tp, i.kvCacheDtype, version) * Math.ceil(i.arch.layers / i.pp);
-  const tokensOf = (kv: number) => Math.floor(kv / perToken / BLOCK_SIZE) * BLOCK_SIZE;
+  const perToken = kvBytesPerTokenPerLayer(i.arch, i.tp, i.kvCacheDtype, version) * kvLayersOnRank(i.arch, i.pp);
   const fitLen = largestModelLen(i, kvLow);
   const len = i.maxModelLen ?? fitLen;
+  const hybrid = hybridLayout(i.arch, i.tp, i.pp, i.kvCacheDtype, version, engine);
+  const tokensOf = (kv: number) => (hybrid ? hybridReportedTokens(hybrid, kv, Math.max(len, 1), version) : Math.floor(kv / perToken / BLOCK_SIZE) * BLOCK_SIZE);
   const perRequest = kvBytesForRequest(i.arch, i.tp, i.pp, i.kvCacheDtype, Math.max(len, 1), i.maxNumBatchedTokens, version, engine);
-  const graphsOutside = engine === "V1" && atLeast(version, "0.20.0") ? 0 : cudaGraphOutsideEst(i.arch, i.tp, i.pp, i.enforceEager, i.maxNumSeqs).mid;
+  // Graphs the budget does not charge are captured after the KV cache, in the memory left outside it
+  // (V0, V1 before 0.20, and Model Runner V2 up to 0.28: see cudaGraphEst).
+  const graphsOutside = Math.max(0, cudaGraphOutsideEst(i.arch, i.tp, i.pp, i.enforceEager, i.maxNumSeqs).mid - graph.mid);
   return {
     weightFormat: w.format,
     engine,
@@ -625,6 +780,9 @@ export function planGpu(i: GpuPlanInput): GpuPlan {
     headroomGiB: (total.mid * (1 - i.utilization)) / GiB,
     headroomNeededGiB: headroomNeededBytes(i.tp, i.pp, i.gpuMemoryInUseGiB, graphsOutside) / GiB,
     checkpointGiB: w.checkpointBytes / GiB,
+    ...(hybrid && atLeast(version, MAMBA_BLOCKS_CHECKED_FROM)
+      ? { stateBlocksLow: Math.floor(kvLow / (hybrid.pageBytes * hybrid.groupSize)), stateBlocksNeeded: i.maxNumSeqs }
+      : {}),
   };
 }
 

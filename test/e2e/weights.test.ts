@@ -8,7 +8,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { bootSandbox, freePort, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun } from "../host/sandbox";
 import { NEWEST_RECORD, putStandinWheels, trustMachineCAs, writeHubRepo } from "../standin/fixtures";
@@ -107,6 +107,34 @@ test("4. a second up changes nothing and fetches nothing", async () => {
   const { summary } = await up();
   expect(Object.keys(summary).filter((k) => k !== "same")).toEqual([]);
   expect(hub.requests.length).toBe(gets);
+});
+
+test("4b. status checks the weights: a removed blob is drift of the weights step alone; --repair --yes fetches it again", async () => {
+  // Not spawnSync: the repair downloads from the hub stand-in, which answers from this process's event loop.
+  const cli = (...args: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(REPO_ROOT, "bin", "pulumi-vllm.js"), ...args, "--stack", stack.name], { cwd: REPO_ROOT, env: process.env, timeout: 15 * 60 * 1000 });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      child.on("close", (status) => resolve({ status, stdout, stderr }));
+    });
+  const drifted = (r: { stdout: string }) => JSON.parse(r.stdout).servers.flatMap((x: any) => x.steps.filter((y: any) => y.state === "drifted").map((y: any) => `${y.step}: ${y.details[0]}`));
+  const ok = await cli("status", "--json");
+  expect(ok.status).toBe(0);
+  expect(JSON.parse(ok.stdout).servers[0].steps.find((x: any) => x.step === "weights")).toMatchObject({ state: "ok", details: [expect.stringMatching(/^Qwen\/Qwen2\.5-7B-Instruct at [0-9a-f]{12}: \d+ files, \d+ bytes, as verified$/)] });
+  // the largest blob: the weights file
+  await sshOk(sb, `rm -f -- "$(ls -S ${REPO_DIR}/blobs/* | head -n 1)"`);
+  const bad = await cli("status", "--json");
+  expect(bad.status).toBe(3);
+  expect(drifted(bad)).toEqual([expect.stringMatching(/^weights: 1 of \d+ files of Qwen\/Qwen2\.5-7B-Instruct at [0-9a-f]{12} point at removed blobs$/)]);
+  const repair = await cli("status", "--repair", "--yes");
+  expect({ status: repair.status, err: repair.stderr.slice(-2000) }).toMatchObject({ status: 0 });
+  expect((await cli("status")).status).toBe(0);
+  // the server kept serving through the repair
+  const out = await stack.outputs();
+  expect((await fetch(`${out.endpoint.value}/models`, { headers: { Authorization: `Bearer ${out.apiKey.value}` } })).status).toBe(200);
 });
 
 test("5. a new commit of the model on the Hub, and a changed revision: only the weights step and the unit re-run", async () => {

@@ -18,7 +18,7 @@ describe("parsing real vLLM startup lines (the public case set's quotes)", () =>
     const o = f.observed as Record<string, number | null>;
     const quoted = (re: RegExp) => f.quotes.some((q) => re.test(q));
     // every figure the case records from a quoted line is what the parser reads from it
-    if (o.availableKvGiB !== null && quoted(/Available KV cache memory|kv_cache_size=|reserved for KV Cache is|available_kv_cache_memory/)) expect(m.availableKvGiB).toBe(o.availableKvGiB);
+    if (o.availableKvGiB !== null && quoted(/Available KV cache memory|kv_cache_size=|reserved for KV Cache is|available_kv_cache_memory|Current kv cache memory in use is [\d.]+ GiB/)) expect(m.availableKvGiB).toBe(o.availableKvGiB);
     if (o.modelLoadingGiB !== null && quoted(/Model loading took|weights took [\d.]+ GB|model weights take/)) expect(m.weightsGiB).toBeCloseTo(o.modelLoadingGiB, 4);
     if (o.kvCacheTokens !== null && quoted(/KV cache size: [\d,]+ tokens/)) expect(m.kvCacheTokens).toBe(o.kvCacheTokens);
     if (o.maxConcurrency !== null && quoted(/Maximum concurrency for/)) expect(m.maxConcurrency).toBe(o.maxConcurrency);
@@ -26,7 +26,7 @@ describe("parsing real vLLM startup lines (the public case set's quotes)", () =>
 
   test("the set exercises every format the parser knows", () => {
     const all = (figures as Figure[]).flatMap((f) => f.quotes).join("\n");
-    for (const re of [/Model loading took [\d.]+ GiB memory and/, /Model loading took [\d.]+ GiB and/, /Loading model weights took [\d.]+ GB/, /model weights take/, /Available KV cache memory: -/, /kv_cache_size=/, /reserved for KV Cache is/, /GPU KV cache size/, /# GPU blocks/, /# cuda blocks/, /Maximum concurrency for [\d,]+ tokens/, /Estimated CUDA graph memory/, /Graph capturing finished in \d+ secs, took/]) {
+    for (const re of [/Model loading took [\d.]+ GiB memory and/, /Model loading took [\d.]+ GiB and/, /Loading model weights took [\d.]+ GB/, /model weights take/, /Available KV cache memory: -/, /Current kv cache memory in use is [\d.]+ GiB/, /kv_cache_size=/, /reserved for KV Cache is/, /GPU KV cache size/, /# GPU blocks/, /# cuda blocks/, /Maximum concurrency for [\d,]+ tokens/, /Estimated CUDA graph memory/, /Graph capturing finished in \d+ secs, took/]) {
       expect(all).toMatch(re);
     }
   });

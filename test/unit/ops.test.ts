@@ -174,3 +174,77 @@ test("ssh: the pinned host key only, the stack's key in a 0600 file removed on c
   open.close();
   expect(open.warnings.join()).toMatch(/no pinned host key/);
 });
+
+describe("status of the weights step: the probe in bash against a Hugging Face cache layout in a temp dir", () => {
+  // The layout weights.sh leaves (hub/models--org--name: blobs, snapshots/<commit> of links to them; the
+  // record under the state dir named by the cache's sha256), made here by hand and changed per case.
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+  const { execFileSync } = require("child_process") as typeof import("child_process");
+  const COMMIT = "a".repeat(40);
+  let dir: string;
+  let cache: string;
+  let snap: string;
+  const weightsServer = (params: Record<string, string>) => ({
+    name: "rig", topology: "single" as const, outputs: {}, steps: [{ step: "weights", urn: "urn:w", secrets: {}, connection: undefined as never, sudo: false, params }],
+  });
+  const run = (params: Record<string, string>) => {
+    const s = weightsServer(params);
+    const facts = parseFacts(execFileSync("bash", ["-s"], { input: probeScript(s as never), encoding: "utf8" }));
+    return evaluate(s as never, facts, "test").steps[0];
+  };
+  const params = () => ({ PV_MODEL_ID: "acme/tiny", PV_CACHE_DIR: cache, PV_STATE_DIR: path.join(dir, "state"), PV_REMOVE_CACHE: "0" });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "pv-status-weights-"));
+    cache = path.join(dir, "hf");
+    const repo = path.join(cache, "hub", "models--acme--tiny");
+    snap = path.join(repo, "snapshots", COMMIT);
+    fs.mkdirSync(path.join(repo, "blobs"), { recursive: true });
+    fs.mkdirSync(snap, { recursive: true });
+    for (const [name, body] of [["config.json", "{}\n"], ["model.safetensors", "x".repeat(1000)]]) {
+      const blob = path.join(repo, "blobs", createHash("sha256").update(body).digest("hex"));
+      fs.writeFileSync(blob, body);
+      fs.symlinkSync(path.relative(snap, blob), path.join(snap, name));
+    }
+    const state = path.join(dir, "state", "weights", sha(cache).slice(0, 16));
+    fs.mkdirSync(state, { recursive: true });
+    fs.writeFileSync(path.join(state, "current.state"), `model=acme/tiny\nrevision=main\ncommit=${COMMIT}\nbytes=1003\n`);
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test("as verified: ok, with the commit, the files and the bytes", () => {
+    const r = run(params());
+    expect(r.state).toBe("ok");
+    expect(r.details[0]).toBe(`acme/tiny at ${COMMIT.slice(0, 12)}: 2 files, 1003 bytes, as verified`);
+  });
+  test("a removed blob (hf cache delete, rm): drift naming the dangling files; the repair replaces the weights step alone", () => {
+    const blobs = path.join(cache, "hub", "models--acme--tiny", "blobs");
+    fs.rmSync(path.join(blobs, fs.readdirSync(blobs).find((b) => fs.statSync(path.join(blobs, b)).size === 1000)!));
+    const r = run(params());
+    expect(r.state).toBe("drifted");
+    expect(r.details).toEqual([`1 of 2 files of acme/tiny at ${COMMIT.slice(0, 12)} point at removed blobs`]);
+    expect(r.urn).toBe("urn:w");
+  });
+  test("a truncated file: fewer bytes than verified", () => {
+    const link = path.join(snap, "model.safetensors");
+    fs.writeFileSync(path.resolve(snap, fs.readlinkSync(link)), "x".repeat(10));
+    expect(run(params()).details).toEqual(["the snapshot of acme/tiny holds 13 bytes, 1003 were verified"]);
+  });
+  test("the snapshot gone, the record gone, a record of another model: each a drift that says so", () => {
+    fs.rmSync(snap, { recursive: true });
+    expect(run(params()).details[0]).toBe(`the snapshot of acme/tiny at ${COMMIT.slice(0, 12)} is gone from ${cache}/hub`);
+    expect(run({ ...params(), PV_MODEL_ID: "acme/other" }).details[0]).toBe(`the record for ${cache} is of acme/tiny, not acme/other`);
+    fs.rmSync(path.join(dir, "state"), { recursive: true });
+    expect(run(params()).details[0]).toBe(`no verified download of acme/tiny is recorded for ${cache} (the weights step's record is gone)`);
+  });
+  test("with removeModelCache the drift says the repair fetches the model in full", () => {
+    fs.rmSync(snap, { recursive: true });
+    expect(run({ ...params(), PV_REMOVE_CACHE: "1" }).details[1]).toMatch(/fetched again in full/);
+  });
+  test("a model path on the host: ok while it holds config.json", () => {
+    expect(run({ ...params(), PV_MODEL_ID: snap }).state).toBe("ok");
+    fs.rmSync(path.join(snap, "config.json"));
+    expect(run({ ...params(), PV_MODEL_ID: snap }).details[0]).toBe(`${snap}/config.json is missing: model.id names a path on the host that holds no model`);
+  });
+});

@@ -25,6 +25,12 @@ describe("the case set", () => {
     expect(CASES.some((c) => c.quantization === "bitsandbytes")).toBe(true);
     expect(CASES.some((c) => /gpt-oss/.test(c.model))).toBe(true);
   });
+  test("it has MLA (DeepSeek V2/V3) and hybrid linear-attention cases, a refusal among the hybrids", () => {
+    expect(CASES.some((c) => inputOf(c).arch.attention.kind === "mla")).toBe(true);
+    const hybrids = CASES.filter((c) => inputOf(c).arch.linear);
+    expect(hybrids.length).toBeGreaterThanOrEqual(2);
+    expect(hybrids.some((c) => c.outcome === "refused")).toBe(true);
+  });
 });
 
 describe("accuracy (thresholds = what this model measured; raise them, never lower them without a reason)", () => {
@@ -46,8 +52,14 @@ describe("accuracy (thresholds = what this model measured; raise them, never low
     expect(all.within10 / all.withFigure).toBeGreaterThanOrEqual(0.9);
     expect(all.medianAbsError!).toBeLessThan(0.05);
   });
-  test("at least 30 cases", () => {
-    expect(rows.length).toBeGreaterThanOrEqual(36);
+  test("at least 45 cases", () => {
+    expect(rows.length).toBeGreaterThanOrEqual(45);
+  });
+  test("releases 0.20-0.33: at least 6 cases, every verdict right, every figure within ±10 %", () => {
+    const recent = byRange.find((s) => s.name === "0.20-0.33")!;
+    expect(recent.cases).toBeGreaterThanOrEqual(6);
+    expect(recent.verdictsRight).toBe(recent.cases);
+    expect(recent.within10).toBe(recent.withFigure);
   });
   test("per release range: median error under 5 %", () => {
     for (const s of byRange) if (s.withFigure > 0) expect(s.medianAbsError!).toBeLessThan(0.05);

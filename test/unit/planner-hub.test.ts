@@ -17,6 +17,12 @@ const LLAMA_CONFIG = {
   architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 4096, intermediate_size: 14336, num_attention_heads: 32,
   num_hidden_layers: 32, num_key_value_heads: 8, vocab_size: 128256, max_position_embeddings: 131072, tie_word_embeddings: false, torch_dtype: "bfloat16",
 };
+const QWEN3_NEXT_CONFIG = {
+  architectures: ["Qwen3NextForCausalLM"], model_type: "qwen3_next", hidden_size: 2048, intermediate_size: 5120, num_hidden_layers: 48, num_attention_heads: 16,
+  num_key_value_heads: 2, head_dim: 256, full_attention_interval: 4, linear_num_key_heads: 16, linear_num_value_heads: 32, linear_key_head_dim: 128,
+  linear_value_head_dim: 128, linear_conv_kernel_dim: 4, num_experts: 512, num_experts_per_tok: 10, moe_intermediate_size: 512, shared_expert_intermediate_size: 512,
+  decoder_sparse_step: 1, mlp_only_layers: [], vocab_size: 151936, max_position_embeddings: 262144, tie_word_embeddings: false, torch_dtype: "bfloat16",
+};
 const TOTAL_SIZE = 16060522496; // Llama-3.1-8B-Instruct's model.safetensors.index.json metadata.total_size
 
 let root: string;
@@ -63,6 +69,8 @@ beforeAll(async () => {
   });
   // A one-file checkpoint: no index, the size comes from the file list.
   repo("acme/tiny-one-file", { "config.json": JSON.stringify({ ...LLAMA_CONFIG, num_hidden_layers: 2, hidden_size: 256, intermediate_size: 512, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1000 }), "model.safetensors": "w".repeat(1234) });
+  // Qwen3-Next-80B-A3B's geometry (hybrid: gated delta net + attention, 512 experts) under an unknown id.
+  repo("acme/hybrid-next-80b", { "config.json": JSON.stringify(QWEN3_NEXT_CONFIG) });
   repo("acme/gated-8b", { "config.json": JSON.stringify(LLAMA_CONFIG), "model.safetensors.index.json": JSON.stringify({ metadata: { total_size: TOTAL_SIZE } }) });
   hub = await startStandinHub({ root, gated: { "acme/gated-8b": TOKEN } });
 });
@@ -85,6 +93,23 @@ describe("reading what the Hub gives", () => {
 });
 
 describe("pulumi-vllm plan of a model outside the catalog, from the Hub stand-in", () => {
+  test("a hybrid linear-attention model (Qwen3-Next's config) gets a plan: parameters from config.json, KV per token from its 12 attention layers only", async () => {
+    const r = await plan(["--model", "acme/hybrid-next-80b", "--gpus", "4", "--gpu-memory-gib", "80", "--gpu-name", "NVIDIA H100 80GB HBM3", "--max-model-len", "32768", "--vllm-version", "0.22.0", "--json"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const p = JSON.parse(r.out);
+    expect(p.gpu.kvBytesPerToken).toBe(12 * 2 * 1 * 256 * 2); // 2 KV heads over TP 4: one per GPU
+    expect(p.gpu.weightsGiB).toBeGreaterThan(36); // ~79.7B bf16 over 4 GPUs
+    expect(p.gpu.kvCacheGiB).toBeGreaterThan(20);
+  });
+  test("a hybrid whose KV pool holds fewer state blocks than max-num-seqs is refused, with the fix (the refusal of vllm/recipes#551)", async () => {
+    // Qwen3-Next on 2 GPUs at 0.95 and the H100 default of 1024 sequences: vLLM needs one state block a sequence.
+    const args = ["--model", "acme/hybrid-next-80b", "--gpus", "2", "--gpu-memory-gib", "80", "--gpu-name", "NVIDIA H100 80GB HBM3", "--quantization", "fp8", "--max-model-len", "262144", "--vllm-version", "0.22.0", "--gpu-memory-utilization", "0.95"];
+    const refused = await plan([...args, "--max-num-seqs", "100000"]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.err + refused.out).toMatch(/serving.maxNumSeqs: 100000 sequences need 100000 state blocks, .* holds \d+: vLLM 0.22.0 refuses to start .* -> set serving.maxNumSeqs to \d+ or lower/);
+    expect((await plan([...args, "--max-num-seqs", "256"])).code).toBe(0);
+  });
   test("200: fetched, planned exactly like the same config.json given by hand, with the index's exact checkpoint size", async () => {
     const fetched = await plan(["--model", "acme/llama-like-8b", ...AD_HOC]);
     expect(fetched.err).toBe("");

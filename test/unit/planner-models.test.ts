@@ -2,7 +2,9 @@
 // dense first layers) and sliding-window families, pre-quantized bitsandbytes
 // checkpoints, and the per-release KV layouts that depend on the architecture.
 import { archFromConfigJson, CATALOG, estimateParamsB } from "../../components/plan/catalog";
-import { kvBytesPerTokenPerLayer, weightBytes, GiB, schedulerDefaults, engineOf, planGpu } from "../../components/plan/memory";
+import {
+  kvBytesPerTokenPerLayer, weightBytes, GiB, schedulerDefaults, engineOf, planGpu, hybridLayout, hybridReportedTokens, kvBytesForRequest, kvLayersOnRank, linearStateBytes, v0StateEst,
+} from "../../components/plan/memory";
 
 // config.json values as published on Hugging Face (the model's own file)
 const deepseekV3 = {
@@ -100,5 +102,117 @@ describe("per-release rules that depend on the architecture", () => {
     expect(g).toBeGreaterThan(0.5);
     expect(g).toBeLessThan(1.2); // the 0.19 logs print 0.84 GiB for this model
     expect(planGpu({ ...base, vllmVersion: "0.20.0", enforceEager: true }).cudaGraphGiB).toBe(0);
+  });
+});
+
+// Hybrid attention + linear-attention / Mamba-2 models, config.json values as published (sources at each).
+// Qwen3-Next-80B-A3B: llama.cpp's print-out of the GGUF in lmstudio-ai/lmstudio-bug-tracker#1266
+// (n_embd 2048, n_layer 48, n_head 16, n_head_kv 2, head 256, n_ff 5120, n_expert 512, n_expert_used 10,
+// ssm_d_inner 4096 = 32 value heads x 128, ssm_n_group 16 key heads) and the model card (80B total).
+const qwen3Next = {
+  architectures: ["Qwen3NextForCausalLM"], hidden_size: 2048, intermediate_size: 5120, num_hidden_layers: 48, num_attention_heads: 16, num_key_value_heads: 2,
+  head_dim: 256, full_attention_interval: 4, linear_num_key_heads: 16, linear_num_value_heads: 32, linear_key_head_dim: 128, linear_value_head_dim: 128,
+  linear_conv_kernel_dim: 4, num_experts: 512, num_experts_per_tok: 10, moe_intermediate_size: 512, shared_expert_intermediate_size: 512, decoder_sparse_step: 1,
+  mlp_only_layers: [], vocab_size: 151936, max_position_embeddings: 262144, tie_word_embeddings: false,
+};
+// Qwen3.5/3.6-27B text_config (THUDM/slime scripts/models/qwen3.5-27B.sh and the published Qwen3.5 text_config).
+const qwen35_27b = {
+  architectures: ["Qwen3_5ForConditionalGeneration"], tie_word_embeddings: false,
+  text_config: {
+    hidden_size: 5120, intermediate_size: 17408, num_hidden_layers: 64, num_attention_heads: 24, num_key_value_heads: 4, head_dim: 256, attn_output_gate: true,
+    layer_types: Array.from({ length: 64 }, (_, i) => ((i + 1) % 4 === 0 ? "full_attention" : "linear_attention")),
+    linear_num_key_heads: 16, linear_num_value_heads: 48, linear_key_head_dim: 128, linear_value_head_dim: 128, linear_conv_kernel_dim: 4,
+    mamba_ssm_dtype: "float32", vocab_size: 248320, max_position_embeddings: 262144,
+  },
+};
+// Qwen3.5/3.6-35B-A3B text_config (as quoted by public Qwen3.5 tooling: 40 layers, 256 experts, 8 active).
+const qwen35_35b = {
+  architectures: ["Qwen3_5MoeForConditionalGeneration"], tie_word_embeddings: false,
+  text_config: {
+    hidden_size: 2048, num_hidden_layers: 40, num_attention_heads: 16, num_key_value_heads: 2, head_dim: 256, attn_output_gate: true,
+    layer_types: Array.from({ length: 40 }, (_, i) => ((i + 1) % 4 === 0 ? "full_attention" : "linear_attention")),
+    linear_num_key_heads: 16, linear_num_value_heads: 32, linear_key_head_dim: 128, linear_value_head_dim: 128, linear_conv_kernel_dim: 4,
+    mamba_ssm_dtype: "float32", num_experts: 256, num_experts_per_tok: 8, moe_intermediate_size: 512, shared_expert_intermediate_size: 512,
+    vocab_size: 248320, max_position_embeddings: 262144,
+  },
+};
+// NVIDIA-Nemotron-Nano-9B-v2 (the config as quoted in public NemotronH tooling; model card 8.89B).
+const nemotronNano9b = {
+  architectures: ["NemotronHForCausalLM"], hidden_size: 4480, intermediate_size: 15680, num_hidden_layers: 56, num_attention_heads: 40, num_key_value_heads: 8,
+  head_dim: 128, vocab_size: 131072, max_position_embeddings: 131072, tie_word_embeddings: false,
+  hybrid_override_pattern: "M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-", ssm_state_size: 128, conv_kernel: 4, n_groups: 8, mamba_num_heads: 128, mamba_head_dim: 80,
+};
+
+describe("hybrid linear-attention / Mamba models from config.json", () => {
+  test("Qwen3-Next-80B-A3B: 36 gated-delta-net + 12 attention layers, 512 experts: 80B", () => {
+    const a = archFromConfigJson("Qwen/Qwen3-Next-80B-A3B-Instruct", qwen3Next);
+    expect(a.linear).toMatchObject({ kind: "gdn", stateLayers: 36, attentionLayers: 12, heads: 32, kHeads: 16, ssmStateBytes: 2 });
+    expect(a.paramsB).toBeGreaterThan(79);
+    expect(a.paramsB).toBeLessThan(81);
+  });
+  test("Qwen3.5-27B (dense) and Qwen3.5-35B-A3B (MoE): the text models of the 27B / 35B cards (the vision tower is ~0.4-0.5B more)", () => {
+    const dense = archFromConfigJson("Qwen/Qwen3.6-27B", qwen35_27b);
+    expect(dense.linear).toMatchObject({ stateLayers: 48, attentionLayers: 16, ssmStateBytes: 4 });
+    expect(dense.attnOutputGate).toBe(true);
+    expect(dense.paramsB).toBeGreaterThan(26.5);
+    expect(dense.paramsB).toBeLessThan(27.5);
+    const moe = archFromConfigJson("Qwen/Qwen3.6-35B-A3B", qwen35_35b);
+    expect(moe.paramsB).toBeGreaterThan(34.2);
+    expect(moe.paramsB).toBeLessThan(35.5);
+  });
+  test("Nemotron-Nano-9B-v2: 27 Mamba-2 + 4 attention + 25 MLP layers: 8.89B; its state ~70 MiB a sequence", () => {
+    const a = archFromConfigJson("nvidia/NVIDIA-Nemotron-Nano-9B-v2", nemotronNano9b);
+    expect(a.linear).toMatchObject({ kind: "mamba2", stateLayers: 27, attentionLayers: 4 });
+    expect(a.mlpLayers).toBe(25);
+    expect(a.paramsB).toBeGreaterThan(8.8);
+    expect(a.paramsB).toBeLessThan(9.0);
+    // "~16 KiB/token, plus ~70 MiB of constant Mamba state per sequence" (NVIDIA-AI-Blueprints/video-search-and-summarization#1649)
+    expect(kvBytesPerTokenPerLayer(a, 1, "auto") * kvLayersOnRank(a, 1)).toBe(16 * 1024);
+    expect((linearStateBytes(a, 1) * 27) / 1024 ** 2).toBeCloseTo(69.4, 0);
+  });
+  test("a state-space layout the planner does not model (Falcon-H1: attention and Mamba in every layer) is an error that names the key, not a guess", () => {
+    const falconH1 = { architectures: ["FalconH1ForCausalLM"], model_type: "falcon_h1", hidden_size: 2048, intermediate_size: 4608, num_hidden_layers: 24, num_attention_heads: 8, num_key_value_heads: 2, vocab_size: 65537, mamba_d_ssm: 3072, mamba_n_heads: 48, mamba_d_head: 64, mamba_d_state: 256 };
+    expect(() => archFromConfigJson("tiiuae/Falcon-H1-1.5B-Instruct", falconH1)).toThrow(/"mamba_d_ssm", model_type falcon_h1\) are not modelled -> plan a model of a modelled family/);
+  });
+  test("vLLM's attention block size for hybrids, as its logs print it", () => {
+    const q27 = archFromConfigJson("Qwen/Qwen3.6-27B", qwen35_27b);
+    // LMCache/LMCache#5079 and vllm#36010: 784 tokens for the 27B (bf16 KV); mitchross/talos-argocd-proxmox#1995: 1568 with fp8 KV
+    expect(hybridLayout(q27, 1, 1, "auto", "0.22.0")!.blockSize).toBe(784);
+    expect(hybridLayout(q27, 1, 1, "fp8", "0.22.0")!.blockSize).toBe(1568);
+    // vllm#42966: Qwen3.6-35B-A3B at TP 4 -> "Setting attention block size to 528 tokens"
+    expect(hybridLayout(archFromConfigJson("Qwen/Qwen3.6-35B-A3B", qwen35_35b), 4, 1, "auto", "0.22.0")!.blockSize).toBe(528);
+    expect(hybridLayout(q27, 1, 1, "auto", "0.22.0")).toMatchObject({ groupSize: 16, attentionGroups: 1, stateGroups: 3 });
+    // no layout before hybrids ran on V1, nor for a model without state layers
+    expect(hybridLayout(q27, 1, 1, "auto", "0.9.2")).toBeUndefined();
+    expect(hybridLayout(CATALOG.get("meta-llama/llama-3.1-8b-instruct")!, 1, 1, "auto")).toBeUndefined();
+  });
+  test("blocks, reported tokens and the state-block refusal match vllm#49064 (27B geometry, TP 2, 3.86 GiB at 122,633 tokens, 0.23.1)", () => {
+    const q27 = archFromConfigJson("Qwen/Qwen3.6-27B", qwen35_27b);
+    const h = hybridLayout(q27, 2, 1, "auto", "0.23.1")!;
+    expect(h.blockSize).toBe(784);
+    const kv = 3.86 * GiB;
+    // "max_num_seqs (256) exceeds available Mamba cache blocks (161)" and "3.86 GiB, 123 399 tokens"
+    expect(Math.floor(kv / (h.pageBytes * h.groupSize))).toBe(161);
+    expect(hybridReportedTokens(h, kv, 122633, "0.23.1")).toBe(123399);
+    // one request of max-model-len: cdiv(122633, 784) attention blocks + one block in each of 3 state groups
+    expect(kvBytesForRequest(q27, 2, 1, "auto", 122633, 8192, "0.23.1")).toBe((157 + 3) * h.pageBytes * h.groupSize);
+  });
+  test("a hybrid plan: KV counts only attention layers per token, and max-num-seqs above the state blocks is a refusal", () => {
+    const q27 = { ...archFromConfigJson("Qwen/Qwen3.6-27B", qwen35_27b), paramsB: 27.8 };
+    const base = { arch: q27, quantization: "fp8" as const, kvCacheDtype: "auto" as const, tp: 1, pp: 1, gpuMemoryGiB: 79.19, gpuMemoryInUseGiB: 0, utilization: 0.95, maxModelLen: 262144, maxNumBatchedTokens: 8192, enforceEager: false, p2p: false, vllmVersion: "0.22.0" };
+    const at1024 = planGpu({ ...base, maxNumSeqs: 1024 });
+    expect(at1024.kvBytesPerToken).toBe(16 * 4096);
+    expect(at1024.stateBlocksNeeded).toBe(1024);
+    expect(at1024.stateBlocksLow!).toBeLessThan(1024); // vllm/recipes#551: 856 blocks
+    const at512 = planGpu({ ...base, maxNumSeqs: 512 });
+    expect(at512.stateBlocksLow!).toBeGreaterThanOrEqual(512);
+    // before the check existed vLLM capped its CUDA-graph sizes instead
+    expect(planGpu({ ...base, maxNumSeqs: 1024, vllmVersion: "0.19.1" }).stateBlocksNeeded).toBeUndefined();
+  });
+  test("V0-era releases keep the states outside the KV cache: max-num-seqs of them come off the budget", () => {
+    const n = archFromConfigJson("nvidia/NVIDIA-Nemotron-Nano-9B-v2", nemotronNano9b);
+    const e = v0StateEst(n, 1, 1, "0.9.2", "V1", 256);
+    expect(e.mid).toBe(linearStateBytes(n, 1) * 27 * 256);
+    expect(v0StateEst(n, 1, 1, "0.10.0", "V1", 256).mid).toBe(0);
   });
 });

@@ -4,7 +4,7 @@
 // KV estimate against vLLM's "Available KV cache memory". Used by
 // test/unit/planner-accuracy.test.ts (thresholds) and
 // scripts/planner-accuracy.ts (the README table).
-import { CATALOG, ModelArch } from "../../../components/plan/catalog";
+import { CATALOG, LinearAttentionFacts, ModelArch } from "../../../components/plan/catalog";
 import { defaultUtilization, engineOf, GpuPlan, GpuPlanInput, kvBytesForRequest, planGpu, QuantMethod, schedulerDefaults } from "../../../components/plan/memory";
 import { atLeast } from "../../../components/plan/version";
 import casesFile from "./vllm-startup-cases.json";
@@ -13,11 +13,31 @@ import archs from "./model-architectures.json";
 export type Case = (typeof casesFile.cases)[number];
 export const CASES: Case[] = casesFile.cases;
 
-type ArchJson = {
+export type ArchJson = {
   layers: number; hiddenSize: number; heads: number; kvHeads: number; headDim: number; vocabSize: number; intermediateSize: number;
   tieWordEmbeddings: boolean; paramsB: number; slidingWindow?: number | null; maxPositionEmbeddings?: number;
-  moe?: { experts: number; activeExperts: number; expertIntermediateSize: number };
+  moe?: { experts: number; activeExperts: number; expertIntermediateSize: number; moeLayers?: number; sharedIntermediateSize?: number };
+  /** MLA (DeepSeek V2/V3): the config's kv_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim, q_lora_rank. */
+  mla?: { kvLoraRank: number; qkRopeHeadDim: number; qkNopeHeadDim: number; vHeadDim: number; qLoraRank: number | null };
+  /** Hybrid state layers (gated delta net / Mamba-2), as catalog.ts's LinearAttentionFacts. */
+  linear?: LinearAttentionFacts;
+  attnOutputGate?: boolean;
 };
+
+/** The optional facts of a model-architectures.json entry (MLA, state layers, MoE layout) as ModelArch fields; the catalog's where it has the model. */
+export function archExtrasOf(a: ArchJson, cat?: ModelArch): Pick<ModelArch, "attention" | "moe" | "linear" | "attnOutputGate"> {
+  const m = a.mla;
+  const mla = m ? { kind: "mla" as const, latentDim: m.kvLoraRank + m.qkRopeHeadDim, kvLoraRank: m.kvLoraRank, qLoraRank: m.qLoraRank, qkNopeHeadDim: m.qkNopeHeadDim, qkRopeHeadDim: m.qkRopeHeadDim, vHeadDim: m.vHeadDim } : undefined;
+  const moe = a.moe
+    ? { experts: a.moe.experts, expertsPerToken: a.moe.activeExperts, expertIntermediate: a.moe.expertIntermediateSize, moeLayers: a.moe.moeLayers, sharedIntermediate: a.moe.sharedIntermediateSize }
+    : undefined;
+  return {
+    attention: cat?.attention ?? mla ?? { kind: "full" },
+    moe: cat?.moe ?? moe,
+    ...(a.linear ? { linear: a.linear } : {}),
+    ...(a.attnOutputGate ? { attnOutputGate: true } : {}),
+  };
+}
 
 /** Context lengths of the test models (config.json max_position_embeddings), where the catalog does not have them. */
 const CONTEXT: Record<string, number> = {
@@ -39,8 +59,7 @@ export function archOf(model: string): ModelArch {
     id: key, source: "test data", layers: a.layers, hidden: a.hiddenSize, heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim,
     vocab: a.vocabSize, intermediate: a.intermediateSize, tiedEmbeddings: a.tieWordEmbeddings,
     maxPositionEmbeddings: cat?.maxPositionEmbeddings ?? CONTEXT[key.toLowerCase()] ?? a.maxPositionEmbeddings ?? 131072,
-    paramsB: a.paramsB, attention: cat?.attention ?? slidingHalf ?? { kind: "full" },
-    moe: cat?.moe ?? (a.moe ? { experts: a.moe.experts, expertsPerToken: a.moe.activeExperts, expertIntermediate: a.moe.expertIntermediateSize } : undefined),
+    paramsB: a.paramsB, ...archExtrasOf(a, cat), ...(slidingHalf && !cat ? { attention: slidingHalf } : {}),
     quantization: cat?.quantization,
   };
 }
@@ -78,6 +97,7 @@ export function planFits(i: GpuPlanInput, p: GpuPlan): boolean {
   const low = (p.kvCacheGiBLow ?? p.kvCacheGiB) * 1024 ** 3;
   if (low <= 0) return false;
   const need = kvBytesForRequest(i.arch, i.tp, i.pp, i.kvCacheDtype, i.maxModelLen ?? i.arch.maxPositionEmbeddings, i.maxNumBatchedTokens, i.vllmVersion, p.engine ?? "V1");
+  if (p.stateBlocksLow !== undefined && p.stateBlocksLow < (p.stateBlocksNeeded ?? 0)) return false;
   return need <= low;
 }
 
