@@ -117,6 +117,14 @@ describe("the step library's measured_lines (lib/measured.sh): the lines the par
     }
   });
 
+  test("every real line the parser reads a figure from (the public case set's quotes) is one the gate prints", () => {
+    const missed = (figures as Figure[])
+      .filter((f) => f.quotes.length)
+      .filter((f) => JSON.stringify(measuredOfReadiness(run(f.quotes.join("\n") + "\n", [], 1000)) ?? {}) !== JSON.stringify(parseStartupLines(f.quotes.join("\n"))))
+      .map((f) => f.id);
+    expect(missed).toEqual([]);
+  });
+
   test("secrets redacted, at most N lines (default 64)", () => {
     const line = (i: number) => `(Worker_TP${i} pid=${i}) INFO [gpu_worker.py:298] Available KV cache memory: ${20 - i / 100} GiB tok=sk-secret-1`;
     const log = Array.from({ length: 100 }, (_, i) => line(i)).join("\n") + "\n";
