@@ -8,7 +8,7 @@
 # prints). Included like lib/txn.sh (see there). Needs from the step:
 # redact (lib/redact.sh) and its SECRET_VALUES.
 
-MEASURE_RE='Model loading took [-0-9.]+ GiB|Loading model weights took|model weights take|Available KV cache memory:|kv_cache_size=|reserved for KV Cache is|available_kv_cache_memory|KV cache size: [0-9,]+ tokens|(GPU|CUDA|cuda) blocks: [0-9]+|Maximum concurrency for|Estimated CUDA graph memory:|Graph capturing finished in'
+MEASURE_RE='Model loading took [-0-9.]+ GiB|Loading model weights took|model weights take|Available KV cache memory:|kv_cache_size=|reserved for KV Cache is|available_kv_cache_memory|Current kv cache memory in use is|KV cache size: [0-9,]+ tokens|(GPU|CUDA|cuda) blocks: [0-9]+|Maximum concurrency for|Estimated CUDA graph memory:|Graph capturing finished in'
 
 # stdin (one start's log) -> stdout: its figure lines as `vllm: <line>`,
 # redacted, at most $1 of them (default 64: with TP/PP every worker prints its
