@@ -244,7 +244,7 @@ export function makePlan(loaded: LoadedConfig): Plan {
   if (gpu.stateBlocksLow !== undefined && gpu.stateBlocksNeeded !== undefined && gpu.stateBlocksLow < gpu.stateBlocksNeeded) {
     // Hybrid models: every decoding sequence holds one state block of the KV pool (MAMBA_BLOCKS_CHECKED_FROM).
     problems.push(
-      `serving.maxNumSeqs: ${gpu.stateBlocksNeeded} sequences need ${gpu.stateBlocksNeeded} state blocks, and the KV cache that is sure to be left (${round(gpu.kvCacheGiBLow)} GiB per GPU) holds ${gpu.stateBlocksLow}: vLLM ${c.vllm.version} refuses to start ("max_num_seqs exceeds available Mamba cache blocks") -> set serving.maxNumSeqs to ${Math.max(1, gpu.stateBlocksLow)} or lower, or shorten serving.maxModelLen, or raise serving.gpuMemoryUtilization`,
+      `serving.maxNumSeqs: ${gpu.stateBlocksNeeded} sequences need ${gpu.stateBlocksNeeded} state blocks, and the KV cache that is sure to be left (${round(gpu.kvCacheGiBLow)} GiB per GPU) holds ${gpu.stateBlocksLow}: vLLM ${c.vllm.version} refuses to start ("max_num_seqs exceeds available Mamba cache blocks") -> set serving.maxNumSeqs to ${Math.max(1, gpu.stateBlocksLow)} or lower, or raise serving.gpuMemoryUtilization (the state blocks do not depend on maxModelLen)`,
     );
   }
   // From 0.9.1 vLLM refuses to start when the memory free at start is below total x utilization
