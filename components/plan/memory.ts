@@ -699,28 +699,8 @@ export function nonTorchEst(version: string, engine: Engine, tp: number, pp: num
   // printed non_torch_memory 1.79 GiB for Llama-3-8B on one H100 (vllm#10511).
   if (engine === "V0" && inRange(version, "0.6.5", "0.7.0")) high += 1.6 * GiB;
   if (engine === "V1" && atLeast(version, "0.27.0")) high += 0.1 * GiB;
-  if (ROCM_GPU.test(gpuName ?? "") && engine === "V0" && !atLeast(version, "0.6.4")) {
-    // ROCm (AMD Instinct), V0 0.4.3-0.6.3: the budget is total*util - (free_init - free_after_profile)
-    // with free_init read in init_device before init_worker_distributed_environment
-    // (vllm/worker/worker.py, 0.6.0-0.6.3), so whatever the HIP runtime, rocBLAS/hipBLASLt and RCCL
-    // allocate later is charged; and every all-reduce goes through RCCL there (config.py: "Disabled
-    // the custom all-reduce kernel because it is not supported on AMD GPUs"). The magnitudes are
-    // the runtime's, not vLLM's: on 8x MI300X with 0.6.3.dev114 (AUGMXNT/llm-tracker.info-vault,
-    // "MI300X Testing.md" @08126fb) Llama-2-7B at 4,096 tokens leaves 2.53 GiB besides weights and
-    // KV at TP 1 ("# GPU blocks: 20186") and 5.70 GiB at TP 8 ("# GPU blocks: 169460"), where the
-    // CUDA figures give ~0.6 and ~0.9: +1.9 GiB on one GPU, +4.8 GiB at TP > 1 (the TP 8 figure is
-    // that accuracy case itself; its Llama-3.1-405B TP 8 sibling is the check). Later releases
-    // measure differently and have no public ROCm log here, so they keep the CUDA terms.
-    const extra = (tp * pp > 1 ? 4.8 : 1.9) * GiB;
-    mid += extra;
-    low += extra;
-    high += extra + 1.0 * GiB;
-  }
   return est(mid, low, high);
 }
-
-/** AMD Instinct / Radeon GPUs (ROCm builds of vLLM). */
-export const ROCM_GPU = /\bamd\b|instinct|\bmi\d{2,3}[a-z]?\b|radeon/i;
 
 /**
  * Memory that must stay outside vLLM's budget on each GPU: the CUDA context
