@@ -362,7 +362,7 @@ describe("a package index that needs a login (indexCredentials)", () => {
 
   test("on SLURM too: the login node's uv-venv and vllm-install get them on stdin", async () => {
     new lib.VllmSlurmServer("idx-hpc", {
-      ...args({ vllm: { version: "0.11.0", indexUrl: MIRROR }, indexCredentials: CRED }),
+      ...args({ serving: { maxModelLen: 8192, bindHost: "0.0.0.0" }, vllm: { version: "0.11.0", indexUrl: MIRROR }, indexCredentials: CRED }),
       slurm: { partition: "gpu", gpusPerNode: 1, sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs" },
     });
     await settle();

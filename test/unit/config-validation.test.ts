@@ -145,7 +145,7 @@ describe("secrets stay secrets", () => {
     const v = base();
     v.vllm.indexUrl = "https://user:s3cr3tpass@mirror.example.org/simple";
     const p = only(v);
-    expect(p).toMatch(/^vllm.indexUrl: holds credentials; .* -> remove user:password@ from it/);
+    expect(p).toMatch(/^vllm.indexUrl: holds credentials; .* -> set it without them \(https:\/\/mirror.example.org\/simple\) and run `pulumi config set --secret indexCredentials/);
     expect(p).not.toContain("s3cr3tpass");
   });
   test("an http index needs allowInsecureIndex, and then warns", () => {
