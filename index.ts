@@ -12,7 +12,7 @@ export = (async () => {
     outputs = { endpoint: s.endpoint, servedModelName: s.servedModelName, unitName: s.unitName, apiKey: s.apiKey, tunnel: s.tunnel, plan: s.plan, measured: s.measured, modelCommit: s.modelCommit };
   } else {
     const s = orRunError(() => new VllmSlurmServer("vllm", stack.args));
-    outputs = { endpoint: s.endpoint, servedModelName: s.servedModelName, jobId: s.jobId, headNode: s.headNode, apiKey: s.apiKey, tunnel: s.tunnel, plan: s.plan, modelCommit: s.modelCommit };
+    outputs = { endpoint: s.endpoint, servedModelName: s.servedModelName, jobId: s.jobId, headNode: s.headNode, apiKey: s.apiKey, tunnel: s.tunnel, plan: s.plan, measured: s.measured, modelCommit: s.modelCommit };
   }
   return definedOutputs(outputs);
 })();

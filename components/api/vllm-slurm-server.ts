@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { connectionArgs } from "../host/connection";
 import { stdoutFacts, slurmSteps } from "../topologies/slurm-cluster";
 import type { VllmSlurmServerArgs } from "./args";
+import { MeasuredStartup, measuredOfReadiness } from "../plan/measured";
 import { PlanSummary, planSummary } from "./plan-args";
 import { planOrThrow, readyLine, recordedInputs, serverSecrets } from "./vllm-server";
 
@@ -32,6 +33,12 @@ export class VllmSlurmServer extends pulumi.ComponentResource {
   readonly ready!: pulumi.Output<string>;
   /** The commit of the model repository the weights step downloaded into the shared cache (undefined when it downloads nothing). */
   readonly modelCommit?: pulumi.Output<string>;
+  /**
+   * What vLLM itself reported when the job started (weights loaded, available KV memory, KV cache tokens,
+   * maximum concurrency, CUDA graph memory), read from the job's log, where every node's ranks write: the
+   * smallest KV memory, the largest weights and graphs. Undefined when the log had none.
+   */
+  readonly measured!: pulumi.Output<MeasuredStartup | undefined>;
 
   constructor(name: string, args: VllmSlurmServerArgs, opts?: pulumi.ComponentResourceOptions) {
     const planned = planOrThrow("slurm", args, `VllmSlurmServer ${name}`);
@@ -66,6 +73,7 @@ export class VllmSlurmServer extends pulumi.ComponentResource {
     this.plan = pulumi.output(planSummary(planned.plan));
     this.ready = readyLine(job.gate.command.stdout, /^endpoint=/).apply((l) => stdoutFacts(l).endpoint ?? l);
     this.modelCommit = job.weights?.commit;
+    this.measured = pulumi.unsecret(job.gate.command.stdout).apply(measuredOfReadiness);
     this.registerOutputs({
       modelCommit: this.modelCommit,
       endpoint: this.endpoint,
@@ -76,6 +84,7 @@ export class VllmSlurmServer extends pulumi.ComponentResource {
       tunnel: this.tunnel,
       plan: this.plan,
       ready: this.ready,
+      measured: this.measured,
     });
   }
 }

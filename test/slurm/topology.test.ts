@@ -20,6 +20,10 @@ let c: SlurmCluster;
 let stack: Stack;
 const log: string[] = [];
 const PORT = 18123;
+const FIGURES = { VLLM_STANDIN_WEIGHTS_GIB: "17.2,17.45", VLLM_STANDIN_KV_GIB: "20.1,19.36", VLLM_STANDIN_KV_TOKENS: "140960", VLLM_STANDIN_GRAPH_GIB: "2.1,2.3" };
+// What the stack must export as `measured`: the largest weights and graphs (rank 1's), the smallest KV memory (rank 1's),
+// the engine's KV tokens and concurrency (140960 / 8192 = 17.21x).
+const MEASURED = { weightsGiB: 17.45, availableKvGiB: 19.36, kvCacheTokens: 140960, maxConcurrency: 17.21, maxConcurrencyTokens: 8192, cudaGraphGiB: 2.3 };
 
 function config(patch: (x: Record<string, any>) => void = () => {}): Record<string, any> {
   const x: Record<string, any> = {
@@ -30,7 +34,8 @@ function config(patch: (x: Record<string, any>) => void = () => {}): Record<stri
     model: { id: "meta-llama/Llama-3.1-70B-Instruct", download: false },
     serving: { tensorParallel: 4, pipelineParallel: 2, maxModelLen: 8192, maxNumSeqs: 16, bindHost: "0.0.0.0", port: PORT },
     vllm: { version: "0.11.1", python: "3.11", package: "vllm-standin=={version}", distName: "vllm-standin", importName: "vllm_standin", findLinks: "/shared/wheels", noIndex: true },
-    host: { readinessTimeoutMinutes: 4 },
+    // vLLM's startup figures the stand-in logs, per node rank (rank 0, rank 1): the gate reads both nodes' lines
+    host: { readinessTimeoutMinutes: 4, env: FIGURES },
     slurm: {
       partition: c.partition, account: c.account, timeLimit: "00:30:00", nodes: 2, gpusPerNode: 4, cpusPerTask: 1,
       sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs", launcher: "native", pendingTimeoutMinutes: 2,
@@ -85,6 +90,10 @@ test("up: venv + stand-in on the shared FS, a 2-node job, ready through the logi
   // both nodes ran their role
   expect(jobLog).toMatch(new RegExp(`node rank 1 joined from ${c.nodes[1].hostname}`));
   expect(jobLog).toMatch(new RegExp(`headless worker node rank 1 on ${c.nodes[1].hostname} connected`));
+  // vLLM's startup figures as the job logged them on both nodes, exported as the rig exports them
+  expect(jobLog).toMatch(/^\(Worker_PP1_TP0 pid=\d+\) INFO .* Available KV cache memory: 19\.36 GiB$/m);
+  expect(jobLog).toMatch(/^\(Worker_PP0_TP0 pid=\d+\) INFO .* Available KV cache memory: 20\.10 GiB$/m);
+  expect(out.measured.value).toEqual(MEASURED);
   // the head answers the API with the key, through the login node
   const key = out.apiKey.value as string;
   const models = await loginOk(c, `curl -fsS -K - http://${c.nodes[0].hostname}:${PORT}/v1/models`, { stdin: `header = "Authorization: Bearer ${key}"\n` });
@@ -116,7 +125,14 @@ test("day two on SLURM: status shows the running job (exit 0), smoke passes thro
   const logs = cli(["logs", "-n", "400"]);
   expect(logs.status).toBe(0);
   expect(logs.stdout).toMatch(/node rank 1 joined from/);
-  expect(logs.stdout + logs.stderr + smoke.stdout + status.stdout).not.toContain(key);
+  // plan --stack shows the prediction next to what the job's vLLM reported
+  const plan = cli(["plan"]);
+  expect(plan.stdout).toMatch(/Plan vs measured \(vLLM's own figures at the stack's last start, busiest rank\):\n {2}weights GiB +plan [\d.]+ +measured 17\.45 /);
+  expect(plan.stdout).toMatch(/\n {2}KV cache GiB +plan [\d.]+ +measured 19\.36 /);
+  const planJson = JSON.parse(cli(["plan", "--json"]).stdout);
+  expect(planJson.measured).toEqual(MEASURED);
+  expect(planJson.planVsMeasured.map((r: { what: string }) => r.what)).toEqual(["weights GiB", "KV cache GiB", "KV cache tokens"]);
+  expect(logs.stdout + logs.stderr + smoke.stdout + status.stdout + plan.stdout).not.toContain(key);
 });
 
 test("a config change replaces the job: the old one is cancelled, the new one runs", async () => {
@@ -184,6 +200,25 @@ test("a job that pends too long is cancelled and fails up with SLURM's reason", 
     x.slurm.pendingTimeoutMinutes = 0.2;
   }));
   await expect(up()).rejects.toThrow(/pended longer than 12 s \(SLURM reason: BeginTime\); cancelled it -> /);
+  expect(await squeue()).toBe("");
+});
+
+test("a server that crashes at start fails up with the job's log tail, every secret of the job redacted", async () => {
+  const KEY = `sk-crash-${process.pid}-key`;
+  stack = await openStack(stack.name, config((x) => {
+    x.serving.apiKey = "config";
+    // the stand-in logs its startup, then exits 1 with the key in its error (a library echoing a token);
+    // late enough that the job was seen running, so the readiness gate is the step that fails
+    x.host = { readinessTimeoutMinutes: 4, env: { VLLM_STANDIN_START_DELAY: "15", VLLM_STANDIN_CRASH: "1", VLLM_STANDIN_LEAK_ENV: "VLLM_API_KEY" } };
+  }));
+  await stack.setConfig("pulumi-vllm:apiKey", { value: KEY, secret: true });
+  const from = log.length;
+  const err = await up().then(() => undefined, (e: Error) => e);
+  await stack.removeConfig("pulumi-vllm:apiKey");
+  expect(err?.message).toMatch(/slurm-readiness: job \d+ is (no longer in the queue|[A-Z]+) \(FAILED/);
+  const shown = `${err?.message}\n${log.slice(from).join("")}`;
+  expect(shown).toMatch(/simulated leak by the stand-in: VLLM_API_KEY=\[REDACTED\]/);
+  expect(shown).not.toContain(KEY);
   expect(await squeue()).toBe("");
 });
 

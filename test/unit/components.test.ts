@@ -28,7 +28,9 @@ pulumi.runtime.setMocks(
                 ...args.inputs,
                 stdout: /pv-readiness$/.test(args.inputs.create ?? "")
                   ? "ready: http://x serves m (active, MainPID 1) after 1s\nunchanged\n"
-                  : /pv-weights$/.test(args.inputs.create ?? "")
+                  : /pv-slurm-readiness$/.test(args.inputs.create ?? "")
+                  ? SLURM_GATE_STDOUT
+                : /pv-weights$/.test(args.inputs.create ?? "")
                     ? `commit=${COMMIT}\nbytes=15231233024\nchanged\n`
                     : "changed\n",
                 stderr: "",
@@ -57,6 +59,17 @@ monitor.registerResource = (req: any, cb: any) => {
 };
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2s";
+// What slurm-readiness prints once the job serves: vLLM's startup lines of every node's ranks from the job's log.
+const SLURM_GATE_STDOUT = [
+  "endpoint=http://gpu-01:8000/v1",
+  "vllm: (Worker_PP0_TP0 pid=11) INFO 12-02 05:00:01 [gpu_model_runner.py:2653] Model loading took 17.2000 GiB and 3.000000 seconds",
+  "vllm: (Worker_PP1_TP0 pid=12) INFO 12-02 05:00:01 [gpu_model_runner.py:2653] Model loading took 17.4500 GiB and 3.000000 seconds",
+  "vllm: (Worker_PP0_TP0 pid=11) INFO 12-02 05:00:02 [gpu_worker.py:298] Available KV cache memory: 20.10 GiB",
+  "vllm: (Worker_PP1_TP0 pid=12) INFO 12-02 05:00:02 [gpu_worker.py:298] Available KV cache memory: 19.36 GiB",
+  "vllm: INFO 12-02 05:00:02 [kv_cache_utils.py:1087] GPU KV cache size: 140,960 tokens",
+  "unchanged",
+  "",
+].join("\n");
 const COMMIT = "a09a35458c702b33eeacc393d103063234e8bc28";
 // Inputs that hold a secret arrive as { <sig>: ..., value } under mocks.
 const plain = (v: any): any => (v && typeof v === "object" && "value" in v && Object.keys(v).some((k) => /^[0-9a-f]{32}$/.test(k)) ? v.value : v);
@@ -261,6 +274,15 @@ describe("VllmSlurmServer", () => {
     expect(params(job.inputs.delete)).not.toContain("PV_BATCH_SCRIPT");
     expect(params(job.inputs.create)).toContain("PV_BATCH_SCRIPT");
     expect(await outputValue(s.tunnel)).toMatch(/^ssh -N -L 8000:.*:8000 -p 22 root@10.0.0.1 {2}# then http:\/\/127.0.0.1:8000\/v1$/);
+    expect(await outputValue(s.ready)).toBe("http://gpu-01:8000/v1");
+  });
+
+  test("measured: vLLM's startup figures the gate read from the job's log, over every rank (smallest KV memory, largest weights)", async () => {
+    const s = new lib.VllmSlurmServer("hpc-measured", {
+      ...args({ serving: { maxModelLen: 8192, bindHost: "0.0.0.0" } }),
+      slurm: { partition: "gpu", gpusPerNode: 1, sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs" },
+    });
+    expect(await outputValue(s.measured)).toEqual({ weightsGiB: 17.45, availableKvGiB: 19.36, kvCacheTokens: 140960 });
   });
 });
 

@@ -2,7 +2,8 @@
 // the public case set (vllm-log-figures.json), the stand-in's lines for each
 // release format, the readiness gate's `vllm:` output, and the comparison
 // with a plan (a miss over 10 % is a warning that says so).
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import figures from "./data/vllm-log-figures.json";
@@ -69,6 +70,69 @@ describe("the vLLM stand-in prints the figures in each release's format, and the
     const log = run(version);
     expect(log).toContain("THIS IS vllm-standin");
     expect(parseStartupLines(log)).toEqual(want);
+  });
+});
+
+describe("a multi-node job: every node's workers print their own figures into the one job log", () => {
+  const standin = path.join(__dirname, "..", "standin");
+  // A headless worker (node rank 1 of `--nnodes 2`) prints its workers' lines, then looks for its master:
+  // none here, so it gives up after a second. The figures are per node rank (a comma list, rank 0 first).
+  test("the stand-in's headless worker logs its rank's weights, KV memory and graph lines, not the engine's", () => {
+    const r = spawnSync("python3", ["-m", "vllm_standin", "serve", "m", "--nnodes", "2", "--node-rank", "1", "--master-addr", "127.0.0.1", "--master-port", "1", "--headless"], {
+      cwd: standin, encoding: "utf8", timeout: 30_000,
+      env: { ...process.env, VLLM_STANDIN_VERSION: "0.11.1", VLLM_STANDIN_MULTINODE_TIMEOUT: "1", VLLM_STANDIN_WEIGHTS_GIB: "17.2,17.45", VLLM_STANDIN_KV_GIB: "20.1,19.36", VLLM_STANDIN_KV_TOKENS: "140960", VLLM_STANDIN_GRAPH_GIB: "2.1,2.3" },
+    });
+    expect(r.stderr).toMatch(/^\(Worker_PP1_TP0 pid=\d+\) INFO .* Available KV cache memory: 19\.36 GiB$/m);
+    expect(parseStartupLines(r.stderr)).toEqual({ weightsGiB: 17.45, availableKvGiB: 19.36, cudaGraphGiB: 2.3 });
+  });
+});
+
+describe("the step library's measured_lines (lib/measured.sh): the lines the parser reads, from a log, redacted", () => {
+  const LIB = path.join(__dirname, "..", "..", "components", "host", "scripts", "lib");
+  const run = (log: string, secrets: string[], max?: number) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pv-measured-lib-"));
+    try {
+      fs.writeFileSync(path.join(dir, "job.out"), log);
+      const script = `set -euo pipefail\n. ${JSON.stringify(path.join(LIB, "redact.sh"))}\n. ${JSON.stringify(path.join(LIB, "measured.sh"))}\nSECRET_VALUES=("$@")\nmeasured_lines ${max ?? ""} <${JSON.stringify(path.join(dir, "job.out"))}\n`;
+      const r = spawnSync("bash", ["-c", script, "pv-test", ...secrets], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      return r.stdout;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  test("every release format the stand-in prints: the gate's `vllm:` lines give the parser's figures of the whole log", () => {
+    const standin = path.join(__dirname, "..", "standin");
+    for (const version of ["0.6.0", "0.7.3", "0.11.0", "0.15.0", "0.33.0"]) {
+      const r = spawnSync("python3", ["-m", "vllm_standin", "serve", "m", "--max-model-len", "40960"], {
+        cwd: standin, encoding: "utf8", timeout: 30_000,
+        env: { ...process.env, VLLM_STANDIN_VERSION: version, VLLM_STANDIN_CRASH: "1", VLLM_STANDIN_WEIGHTS_GIB: "15.27", VLLM_STANDIN_KV_GIB: "19.36", VLLM_STANDIN_KV_TOKENS: "140960", VLLM_STANDIN_GRAPH_GIB: "2.35", VLLM_STANDIN_RECORD: path.join(os.tmpdir(), `pv-measured-lib-${process.pid}.json`) },
+      });
+      const out = run(r.stderr, []);
+      expect(out.split("\n").filter(Boolean).every((l) => l.startsWith("vllm: "))).toBe(true);
+      expect(out).not.toMatch(/Loading safetensors|THIS IS vllm-standin/);
+      expect(measuredOfReadiness(out)).toEqual(parseStartupLines(r.stderr));
+    }
+  });
+
+  test("every real line the parser reads a figure from (the public case set's quotes) is one the gate prints", () => {
+    const missed = (figures as Figure[])
+      .filter((f) => f.quotes.length)
+      .filter((f) => JSON.stringify(measuredOfReadiness(run(f.quotes.join("\n") + "\n", [], 1000)) ?? {}) !== JSON.stringify(parseStartupLines(f.quotes.join("\n"))))
+      .map((f) => f.id);
+    expect(missed).toEqual([]);
+  });
+
+  test("secrets redacted, at most N lines (default 64)", () => {
+    const line = (i: number) => `(Worker_TP${i} pid=${i}) INFO [gpu_worker.py:298] Available KV cache memory: ${20 - i / 100} GiB tok=sk-secret-1`;
+    const log = Array.from({ length: 100 }, (_, i) => line(i)).join("\n") + "\n";
+    const out = run(log, ["sk-secret-1"]);
+    expect(out).not.toContain("sk-secret-1");
+    expect(out).toContain("tok=[REDACTED]");
+    expect(out.trim().split("\n")).toHaveLength(64);
+    expect(run(log, ["sk-secret-1"], 256).trim().split("\n")).toHaveLength(100);
   });
 });
 

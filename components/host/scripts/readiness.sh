@@ -44,6 +44,8 @@ trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 . "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
 # shellcheck source=SCRIPTDIR/lib/redact.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/redact.sh"
+# shellcheck source=SCRIPTDIR/lib/measured.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/measured.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -194,13 +196,12 @@ show_progress() {
   if (( printed )); then LAST_NEWS=$(date +%s); fi
 }
 
-# vLLM's startup figures of this start (formats: components/plan/measured.ts).
-MEASURE_RE='Model loading took [-0-9.]+ GiB|Loading model weights took|model weights take|Available KV cache memory:|kv_cache_size=|reserved for KV Cache is|available_kv_cache_memory|KV cache size: [0-9,]+ tokens|(GPU|CUDA|cuda) blocks: [0-9]+|Maximum concurrency for|Estimated CUDA graph memory:|Graph capturing finished in'
+# vLLM's startup figures of this start (lib/measured.sh).
 print_measured() {
   local inv=${U[InvocationID]:-} out
   [[ -n $inv ]] || return 0
   out=$(journalctl -a -u "$UNIT" "_SYSTEMD_INVOCATION_ID=$inv" --no-pager -q -o cat 2>/dev/null || true)
-  grep -E -- "$MEASURE_RE" <<<"$out" | head -n 64 | redact | sed 's/^/vllm: /' || true
+  measured_lines 64 <<<"$out"
 }
 
 # Does the /v1/models body $1 list $MODEL?

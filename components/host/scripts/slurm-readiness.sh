@@ -16,13 +16,21 @@
 #   PV_POLL_SECONDS     seconds between probes (default 5)
 # Fails at once when the job leaves RUNNING (crash, time limit, node
 # failure) and on timeout, with SLURM's reason and the log tail, secrets
-# redacted. Last stdout line: `unchanged` (the gate changes nothing).
+# redacted. When ready, prints `endpoint=<url>`, then vLLM's own startup
+# figures from the job's log as `vllm: <line>` (every node's ranks write to
+# that one log: weights loaded, available KV memory, KV cache size, maximum
+# concurrency, CUDA graph memory; redacted; the server exports them as
+# `measured`). Last stdout line: `unchanged` (the gate changes nothing).
 set -euo pipefail
 
 : "${PV_ACTION:?}" "${PV_JOB_NAME:?}"
 export PV_STATE_DIR=${PV_STATE_DIR:-$HOME/.local/state/pulumi-vllm}
 # shellcheck source=SCRIPTDIR/lib/txn.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
+# shellcheck source=SCRIPTDIR/lib/redact.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/redact.sh"
+# shellcheck source=SCRIPTDIR/lib/measured.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/measured.sh"
 if [[ $PV_ACTION == delete ]]; then
   echo unchanged
   exit 0
@@ -40,22 +48,14 @@ read -r id _ <"$STATE"
 logfile="$PV_LOG_DIR/$PV_JOB_NAME-$id.out"
 
 key=""
+# Every value of the job's secrets file is hidden from what this step prints (redact).
+declare -a SECRET_VALUES=()
 if [[ -f $PV_SECRETS_FILE ]]; then
   key=$(sed -n 's/^VLLM_API_KEY=//p' "$PV_SECRETS_FILE" | tail -n 1)
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == *=* && -n ${line#*=} ]]; then SECRET_VALUES+=("${line#*=}"); fi
+  done <"$PV_SECRETS_FILE"
 fi
-
-# Every secret value of the job's secrets file replaced by [REDACTED] in stdin.
-redact() {
-  local text line v
-  text=$(cat)
-  if [[ -f $PV_SECRETS_FILE ]]; then
-    while IFS= read -r line; do
-      v=${line#*=}
-      if [[ -n $v && $line == *=* ]]; then text=${text//"$v"/[REDACTED]}; fi
-    done <"$PV_SECRETS_FILE"
-  fi
-  printf '%s\n' "$text"
-}
 
 redacted_tail() {
   [[ -f $logfile ]] || { echo "(no log at $logfile)"; return; }
@@ -101,6 +101,8 @@ while :; do
     if models=$(get "$base/v1/models" 2>/dev/null) && grep -qF "\"$PV_SERVED_MODEL\"" <<<"$models"; then
       echo "ready: job $id on $head serves $PV_SERVED_MODEL at $base/v1 after $((SECONDS - start)) s" >&2
       echo "endpoint=$base/v1"
+      # A job spans nodes: up to nodes x GPUs workers print their own lines (the rig's 64 may be short).
+      if [[ -r $logfile ]]; then measured_lines 256 <"$logfile"; fi
       echo unchanged
       exit 0
     fi

@@ -38,7 +38,9 @@ Environment:
   VLLM_STANDIN_KV_GIB        its own version (memory_lines below; default 0):
   VLLM_STANDIN_KV_TOKENS     weights loaded, available KV memory, KV cache tokens,
   VLLM_STANDIN_GRAPH_GIB     CUDA graph memory; the concurrency is tokens / the
-                             --max-model-len given (default 4096)
+                             --max-model-len given (default 4096). With --nnodes,
+                             a comma list gives each node rank its own weights, KV
+                             memory and graph figures ("17.2,17.45": rank 0, rank 1)
 
 Flags vLLM removed are refused, exit 2, the way vLLM's argparse does
 ("vllm: error: unrecognized arguments: --swap-space 4") when the stand-in's
@@ -129,10 +131,11 @@ def _vtuple(v):
     return tuple(out[:3])
 
 
-def log(level, where, msg):
-    # vLLM's format: "INFO 11-24 05:01:02 [api_server.py:1234] message"
+def log(level, where, msg, prefix=""):
+    # vLLM's format: "INFO 11-24 05:01:02 [api_server.py:1234] message"; a worker process's
+    # lines start with its name: "(Worker_PP1_TP0 pid=123) INFO ..."
     ts = time.strftime("%m-%d %H:%M:%S")
-    sys.stderr.write("%s %s [%s] %s\n" % (level, ts, where, msg))
+    sys.stderr.write("%s%s %s [%s] %s\n" % (prefix, level, ts, where, msg))
     sys.stderr.flush()
 
 
@@ -463,37 +466,56 @@ def make_handler(state):
 MAX_MODEL_LEN = [4096]
 
 
-def memory_lines(ver, load_secs):
+def figure(name, rank=0, kind=float):
+    """A VLLM_STANDIN_* figure; a comma list gives one per node rank (rank 0 first, the last repeats)."""
+    values = (os.environ.get(name) or "0").split(",")
+    return kind(values[min(rank, len(values) - 1)] or 0)
+
+
+def worker_prefix(rank, nnodes):
+    """What vLLM puts before a worker's lines; one worker per node stands for the node's ranks."""
+    return "(Worker_PP%d_TP0 pid=%d) " % (rank, os.getpid()) if nnodes > 1 else ""
+
+
+def memory_lines(ver, load_secs, rank=0, nnodes=1):
     """vLLM's startup memory lines in the release's own format (logger calls read from the
     0.6.0, 0.11.0, 0.15.0 and 0.33.0 sources; components/plan/measured.ts lists them), with the
-    figures from the VLLM_STANDIN_* knobs. Nothing is measured: the stand-in has no GPU."""
-    weights = float(os.environ.get("VLLM_STANDIN_WEIGHTS_GIB") or 0)
-    kv = float(os.environ.get("VLLM_STANDIN_KV_GIB") or 0)
-    tokens = int(os.environ.get("VLLM_STANDIN_KV_TOKENS") or 0)
-    graph = float(os.environ.get("VLLM_STANDIN_GRAPH_GIB") or 0)
+    figures from the VLLM_STANDIN_* knobs. Nothing is measured: the stand-in has no GPU.
+    Every worker prints its weights and KV memory; the engine (node rank 0) the KV cache size
+    and the concurrency: a headless node (rank > 0) prints only its worker's lines."""
+    weights = figure("VLLM_STANDIN_WEIGHTS_GIB", rank)
+    kv = figure("VLLM_STANDIN_KV_GIB", rank)
+    tokens = figure("VLLM_STANDIN_KV_TOKENS", 0, int)
+    graph = figure("VLLM_STANDIN_GRAPH_GIB", rank)
+    engine = rank == 0
+    p = worker_prefix(rank, nnodes)
     mml = MAX_MODEL_LEN[0]
     conc = tokens / mml if mml else 0.0
     v = _vtuple(ver)
     if v < (0, 8, 0):  # V0: worker/model_runner.py, executor/gpu_executor.py
-        log("INFO", "model_runner.py:926", "Loading model weights took %.4f GB" % weights)
+        log("INFO", "model_runner.py:926", "Loading model weights took %.4f GB" % weights, p)
         if v >= (0, 6, 5):
             log("INFO", "worker.py:262", "model weights take %.2fGiB; non_torch_memory takes 0.00GiB; PyTorch activation peak "
-                "memory takes 0.00GiB; the rest of the memory reserved for KV Cache is %.2fGiB." % (weights, kv))
-        log("INFO", "gpu_executor.py:122", "# %s blocks: %d, # CPU blocks: %d" % ("CUDA" if v >= (0, 7, 0) else "GPU", tokens // 16, 2048))
-        if v >= (0, 6, 1):
+                "memory takes 0.00GiB; the rest of the memory reserved for KV Cache is %.2fGiB." % (weights, kv), p)
+        if engine:
+            log("INFO", "gpu_executor.py:122", "# %s blocks: %d, # CPU blocks: %d" % ("CUDA" if v >= (0, 7, 0) else "GPU", tokens // 16, 2048))
+        if engine and v >= (0, 6, 1):
             log("INFO", "gpu_executor.py:126", "Maximum concurrency for %s tokens per request: %.2fx" % (mml, conc))
         return
     if v < (0, 12, 0):  # V1 0.8-0.11
-        log("INFO", "gpu_model_runner.py:2653", "Model loading took %.4f GiB and %.6f seconds" % (weights, load_secs))
-        log("INFO", "gpu_worker.py:298", "Available KV cache memory: %.2f GiB" % kv)
-        log("INFO", "kv_cache_utils.py:1087", "GPU KV cache size: {:,} tokens".format(tokens))
-        log("INFO", "kv_cache_utils.py:1091", "Maximum concurrency for {:,} tokens per request: {:.2f}x".format(mml, conc))
+        log("INFO", "gpu_model_runner.py:2653", "Model loading took %.4f GiB and %.6f seconds" % (weights, load_secs), p)
+        log("INFO", "gpu_worker.py:298", "Available KV cache memory: %.2f GiB" % kv, p)
+        if engine:
+            log("INFO", "kv_cache_utils.py:1087", "GPU KV cache size: {:,} tokens".format(tokens))
+            log("INFO", "kv_cache_utils.py:1091", "Maximum concurrency for {:,} tokens per request: {:.2f}x".format(mml, conc))
         return
     # 0.12-0.33: format_gib (round to 2 places), "memory and"; the graph estimate from 0.18
-    log("INFO", "gpu_model_runner.py:5089", "Model loading took %s GiB memory and %.6f seconds" % (round(weights, 2), load_secs))
+    log("INFO", "gpu_model_runner.py:5089", "Model loading took %s GiB memory and %.6f seconds" % (round(weights, 2), load_secs), p)
     if v >= (0, 18, 0):
-        log("INFO", "gpu_model_runner.py:6410", "Estimated CUDA graph memory: %.2f GiB total" % graph)
-    log("INFO", "gpu_worker.py:773", "Available KV cache memory: %s GiB" % round(kv, 2))
+        log("INFO", "gpu_model_runner.py:6410", "Estimated CUDA graph memory: %.2f GiB total" % graph, p)
+    log("INFO", "gpu_worker.py:773", "Available KV cache memory: %s GiB" % round(kv, 2), p)
+    if not engine:
+        return
     if v >= (0, 33, 0):
         log("INFO", "kv_cache_utils.py:1148", "GPU KV cache size: {:,} tokens, Maximum concurrency for {:,} tokens per request: {:.2f}x".format(tokens, mml, conc))
     else:
@@ -501,7 +523,16 @@ def memory_lines(ver, load_secs):
         log("INFO", "kv_cache_utils.py:1313", "Maximum concurrency for {:,} tokens per request: {:.2f}x".format(mml, conc))
 
 
-def simulate_loading(delay, shards, ver):
+def graph_line(ver, secs, rank=0, nnodes=1):
+    graph = figure("VLLM_STANDIN_GRAPH_GIB", rank)
+    if _vtuple(ver) >= (0, 8, 0):
+        log("INFO", "gpu_model_runner.py:3559", "Graph capturing finished in %.0f secs, took %.2f GiB" % (secs, graph),
+            worker_prefix(rank, nnodes))
+    else:
+        log("INFO", "model_runner.py:1335", "Graph capturing finished in %.0f secs." % secs, worker_prefix(rank, nnodes))
+
+
+def simulate_loading(delay, shards, ver, nnodes=1):
     t0 = time.time()
     load_part, graph_part = delay * 0.6, delay * 0.3
     log("INFO", "default_loader.py:267", "Loading weights took 0.00 seconds (stand-in: nothing is loaded)")
@@ -516,18 +547,14 @@ def simulate_loading(delay, shards, ver):
             sys.stderr.flush()
         else:
             log("INFO", "weight_utils.py:412", msg)
-    memory_lines(ver, time.time() - t0)
+    memory_lines(ver, time.time() - t0, 0, nnodes)
     steps = 4
     for i in range(steps + 1):
         if i:
             time.sleep(graph_part / steps)
         log("INFO", "gpu_model_runner.py:3480",
             "Capturing CUDA graphs (mixed prefill-decode, PIECEWISE): %3d%% | %d/%d" % (100 * i // steps, i, steps))
-    graph = float(os.environ.get("VLLM_STANDIN_GRAPH_GIB") or 0)
-    if _vtuple(ver) >= (0, 8, 0):
-        log("INFO", "gpu_model_runner.py:3559", "Graph capturing finished in %.0f secs, took %.2f GiB" % (graph_part, graph))
-    else:
-        log("INFO", "model_runner.py:1335", "Graph capturing finished in %.0f secs." % graph_part)
+    graph_line(ver, graph_part, 0, nnodes)
     time.sleep(max(0.0, delay - (time.time() - t0)))
     log("INFO", "core.py:214",
         "init engine (profile, create kv cache, warmup model) took %.2f seconds" % (time.time() - t0))
@@ -577,10 +604,14 @@ def _watch_worker(conn):
         os._exit(1)
 
 
-def headless_worker(args):
-    """`--headless --node-rank R`: join rank 0 at --master-addr and run until it goes away."""
+def headless_worker(args, ver):
+    """`--headless --node-rank R`: log this node's workers' startup figures (into the job's one log,
+    as vLLM's workers do), join rank 0 at --master-addr and run until it goes away."""
     addr, port = _master(args)
     rank = int(args.node_rank or 0)
+    nnodes = int(args.nnodes or 1)
+    memory_lines(ver, 0.0, rank, nnodes)
+    graph_line(ver, 0.0, rank, nnodes)
     deadline = time.time() + MULTINODE_TIMEOUT
     while True:
         try:
@@ -645,7 +676,7 @@ def main(argv=None):
     workers = []
     if nnodes > 1:
         if args.headless:
-            return headless_worker(args)
+            return headless_worker(args, ver)
         workers = wait_for_workers(args, nnodes)
     weights = cached_weights(args)
     if isinstance(weights, str):
@@ -669,7 +700,7 @@ def main(argv=None):
         log("INFO", "loader.py:1", "Loading weights: " + "w" * long_line)
     if (args.max_model_len or "").isdigit():
         MAX_MODEL_LEN[0] = int(args.max_model_len)
-    simulate_loading(delay, shards, ver)
+    simulate_loading(delay, shards, ver, nnodes)
     if crash:
         log("ERROR", "core.py:708", "EngineCore failed to start.")
         leaked = []
