@@ -14,6 +14,7 @@ import { spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as http from "http";
+import * as https from "https";
 import * as os from "os";
 import * as path from "path";
 
@@ -37,12 +38,13 @@ const projectOf = (wheel: string) => normalize(wheel.split("-")[0]);
 const read = (file: string) => new Uint8Array(fs.readFileSync(file));
 const sha256 = (file: string) => createHash("sha256").update(read(file)).digest("hex");
 
-export async function startIndex(o: { dir: string; user: string; password: string; delayMs?: number }): Promise<StandinIndex> {
+/** `tls`: serve https with this key and certificate (standinTls makes a pair and the CA the host must trust). */
+export async function startIndex(o: { dir: string; user: string; password: string; delayMs?: number; tls?: { key: string; cert: string } }): Promise<StandinIndex> {
   const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
   let expected = basic(o.user, o.password);
   const requests: IndexRequest[] = [];
   const wheels = () => fs.readdirSync(o.dir).filter((f) => f.endsWith(".whl"));
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const p = decodeURIComponent((req.url ?? "/").split("?")[0]);
     const given = req.headers.authorization;
     const auth = given === undefined ? "none" : given === expected ? "ok" : "wrong";
@@ -72,11 +74,12 @@ export async function startIndex(o: { dir: string; user: string; password: strin
     const f = /^\/files\/([^/]+\.whl)$/.exec(p);
     if (f && wheels().includes(f[1])) return send(200, "application/octet-stream", read(path.join(o.dir, f[1])));
     return send(404, "text/plain", "404\n");
-  });
+  };
+  const server = o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}/simple`,
+    url: `${o.tls ? "https" : "http"}://127.0.0.1:${port}/simple`,
     port,
     requests,
     setLogin: (user, password) => {
@@ -114,4 +117,22 @@ print(out)
   const file = r.stdout.trim();
   fs.copyFileSync(file, path.join(dir, path.basename(file)));
   return path.basename(file);
+}
+
+/** A throw-away CA and a certificate it signed for 127.0.0.1 (openssl on the test machine), as PEM text. */
+export function standinTls(): { ca: string; key: string; cert: string } {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "pv-standin-tls-"));
+  const sh = `set -e; cd ${d}
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=pulumi-vllm stand-in index CA" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=127.0.0.1" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext
+openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 -extfile ext 2>/dev/null`;
+  const r = spawnSync("bash", ["-c", sh], { encoding: "utf8" });
+  try {
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    const read = (f: string) => fs.readFileSync(path.join(d, f), "utf8");
+    return { ca: read("ca.crt"), key: read("srv.key"), cert: read("srv.crt") };
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 }
