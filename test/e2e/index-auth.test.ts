@@ -113,7 +113,7 @@ test("3. a rotated login: preview shows an update of uv-venv and vllm-install, n
   idx.setLogin(USER, ROTATED);
   await stack.setConfig("indexCredentials", { value: `${USER}:${ROTATED}`, secret: true });
   const changes = changesOf(await preview()).sort();
-  expect(changes).toEqual([expect.stringMatching(/^update command:remote:Command::.*-uv-venv$/), expect.stringMatching(/^update command:remote:Command::.*-vllm-install$/)]);
+  expect(changes).toEqual([expect.stringMatching(/^update \S*command:remote:Command::vllm-uv-venv$/), expect.stringMatching(/^update \S*command:remote:Command::vllm-vllm-install$/)]);
   const files = idx.requests.filter((q) => q.path.startsWith("/files/")).length;
   const pid = (await sshOk(sb, "systemctl show -p MainPID --value vllm.service")).trim();
   const summary = await up();

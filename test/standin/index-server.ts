@@ -1,6 +1,7 @@
 // STAND-IN for a private package index (a corporate PyPI mirror behind a
-// login), run on the test machine: the host-tier sandboxes share its network,
-// so they reach it at http://127.0.0.1:<port>. It serves the wheels of one
+// login), run on the test machine: the sandboxes share its network, so they
+// reach it at http(s)://127.0.0.1:<port> (https with `tls` from standinTls(),
+// whose CA the sandbox must trust). It serves the wheels of one
 // directory as a simple index (PEP 503 HTML, or PEP 691 JSON when asked) and
 // answers nothing without the right HTTP Basic login. Not a mirror of PyPI:
 // only what the tests put in the directory, nothing cached, no upload.
