@@ -12,7 +12,7 @@ import * as os from "os";
 import * as path from "path";
 import { execFileSync, spawnSync } from "child_process";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { bootSandbox, freePort, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun } from "../host/sandbox";
+import { bootSandbox, freePort, psDuring, REPO_ROOT, Sandbox, shutdownSandbox, sshOk, sshRun } from "../host/sandbox";
 import { STANDIN_DIR, trustMachineCAs, UV_VERSION } from "../standin/fixtures";
 import { fetchUvWheel, startIndex, StandinIndex, standinTls } from "../standin/index-server";
 import { changesOf, ensureEngine, openStack, pathsHolding, removeStack, stackConfigFor } from "./engine";
@@ -22,7 +22,6 @@ jest.setTimeout(30 * 60 * 1000);
 const USER = "ci-bot";
 const TOKEN = `idxE2e-${Math.random().toString(36).slice(2, 14)}`;
 const ROTATED = `idxE2eRot-${Math.random().toString(36).slice(2, 14)}`;
-const SAMPLES = "/root/pv-ps-samples";
 let sb: Sandbox;
 let idx: StandinIndex;
 let wheels: string;
@@ -49,18 +48,6 @@ async function preview(): Promise<EngineEvent[]> {
   await stack.preview({ onEvent: (e) => events.push(e), onOutput: (o) => log.push(o) });
   return events;
 }
-/** Runs `f` while `ps -eo args` is sampled on the host every 50 ms (into SAMPLES); returns what f returns. */
-async function sampled<T>(f: () => Promise<T>): Promise<T> {
-  await sshOk(sb, `rm -f ${SAMPLES} ${SAMPLES}.stop`);
-  const sampler = sshRun(sb, `while [ ! -e ${SAMPLES}.stop ]; do ps -eo args >>${SAMPLES}; echo ---- >>${SAMPLES}; sleep 0.05; done`);
-  try {
-    return await f();
-  } finally {
-    await sshOk(sb, `touch ${SAMPLES}.stop`);
-    await sampler;
-  }
-}
-
 beforeAll(async () => {
   wheels = fs.mkdtempSync(path.join(os.tmpdir(), "pv-indexauth-e2e-wheels-"));
   fetchUvWheel(UV_VERSION, wheels);
@@ -86,8 +73,7 @@ afterAll(async () => {
 });
 
 test("1. up installs uv and the stand-in from the index behind a login and serves; the login was in no argv on the host", async () => {
-  await sampled(up);
-  const samples = await sshOk(sb, `cat ${SAMPLES}`);
+  const { ps: samples } = await psDuring(sb, up);
   expect(samples).toMatch(/uv pip install/); // the sampler saw the install
   expect(samples).not.toContain(TOKEN);
   expect(idx.requests).toEqual(expect.arrayContaining([{ path: "/simple/uv/", auth: "ok" }, { path: "/simple/vllm-standin/", auth: "ok" }, { path: "/files/vllm_standin-0.11.0-py3-none-any.whl", auth: "ok" }]));

@@ -9,7 +9,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { bootSandbox, diffSnapshots, fileTimer, hostSnapshot, runStep, Sandbox, shutdownSandbox, sshOk, sshRun, StepRun } from "./sandbox";
+import { bootSandbox, diffSnapshots, fileTimer, hostSnapshot, psDuring, runStep, Sandbox, shutdownSandbox, sshRun } from "./sandbox";
 import { renderStdin } from "../../components/host/remote-command";
 import { expectStep, STANDIN_DIR, UV_BIN, UV_VERSION } from "../standin/fixtures";
 import { fetchUvWheel, startIndex, StandinIndex } from "../standin/index-server";
@@ -28,7 +28,6 @@ const WRONG = "idxTok-WRONG-77aa88bb99cc";
 const login = (password: string, user = USER) => renderStdin({ INDEX_CREDENTIALS: `${user}:${password}` });
 const VENVS = "/opt/pulumi-vllm/venvs";
 const OWNED = ["/var/lib/pulumi-vllm", "/opt/pulumi-vllm"];
-const SAMPLES = "/root/pv-ps-samples";
 
 const installEnv = (version: string, over: Record<string, string> = {}) => ({
   PV_VENVS_DIR: VENVS,
@@ -45,21 +44,6 @@ const installEnv = (version: string, over: Record<string, string> = {}) => ({
   ...over,
 });
 
-/**
- * Runs the step while `ps -eo args` is sampled on the host every 50 ms (the sandbox has its own process
- * namespace: these are all of the host's processes); returns the run and every sample's text.
- */
-async function withPsSamples(step: () => Promise<StepRun>): Promise<{ run: StepRun }> {
-  await sshOk(sb, `rm -f ${SAMPLES} ${SAMPLES}.stop`);
-  const sampler = sshRun(sb, `while [ ! -e ${SAMPLES}.stop ]; do ps -eo args >>${SAMPLES}; echo ---- >>${SAMPLES}; sleep 0.05; done`);
-  try {
-    return { run: await step() };
-  } finally {
-    await sshOk(sb, `touch ${SAMPLES}.stop`);
-    await sampler;
-  }
-}
-const samples = async () => sshOk(sb, `cat ${SAMPLES}`);
 /** Files under the steps' own directories holding `secret` (grep -F: literal). */
 const filesHolding = async (secret: string) => (await sshRun(sb, `grep -rlF -- '${secret}' ${OWNED.join(" ")} 2>/dev/null`)).stdout.trim();
 const leaks = (text: string) => [TOKEN, ROTATED, WRONG].filter((t) => text.includes(t));
@@ -92,14 +76,13 @@ test("the stand-in index refuses a request without the login", async () => {
 
 test("uv-venv: uv from the index behind a login, sent as Basic auth; the token in no argv, output or file", async () => {
   const n = idx.requests.length;
-  const { run } = await withPsSamples(() => runStep(sb, { step: "uv-venv", action: "create", env: { PV_UV_VERSION: UV_VERSION, PV_UV_ONLY: "1", PV_UV_INDEX_URL: idx.url }, stdin: login(TOKEN) }));
+  const { value: run, ps } = await psDuring(sb, () => runStep(sb, { step: "uv-venv", action: "create", env: { PV_UV_VERSION: UV_VERSION, PV_UV_ONLY: "1", PV_UV_INDEX_URL: idx.url }, stdin: login(TOKEN) }));
   expectStep(run, "changed");
   expect(run.stderr).toMatch(/with the login of indexCredentials/);
   expect(run.stderr).toMatch(/sha256 [0-9a-f]{64} verified/);
   const seen = idx.requests.slice(n);
   expect(seen.map((q) => q.path)).toEqual(expect.arrayContaining(["/simple/uv/", expect.stringMatching(/^\/files\/uv-.*\.whl$/)]));
   expect(seen.filter((q) => q.auth !== "ok")).toEqual([]); // sent up front, every request
-  const ps = await samples();
   expect(ps).toMatch(/python3 -/); // the sampler saw the download run
   expect(leaks(ps)).toEqual([]);
   expect(leaks(run.stdout + run.stderr + run.command)).toEqual([]);
@@ -121,13 +104,12 @@ test("uv-venv: a wrong login, or none, fails with the fix and shows no token; no
 
 test("vllm-install: the stand-in from the index behind a login; uv has it in its environment, never in argv", async () => {
   const n = idx.requests.length;
-  const { run } = await withPsSamples(() => runStep(sb, { step: "vllm-install", action: "create", env: installEnv("0.11.0"), stdin: login(TOKEN) }));
+  const { value: run, ps } = await psDuring(sb, () => runStep(sb, { step: "vllm-install", action: "create", env: installEnv("0.11.0"), stdin: login(TOKEN) }));
   expectStep(run, "changed");
   expect(run.stderr).toMatch(/vllm --version: 0\.11\.0 \(vllm-standin, not vLLM\)/);
   expect(run.stderr).toContain(`(index ${idx.url}, with the login of indexCredentials)`);
   const seen = idx.requests.slice(n);
   expect(seen).toEqual(expect.arrayContaining([{ path: "/simple/vllm-standin/", auth: "ok" }, { path: "/files/vllm_standin-0.11.0-py3-none-any.whl", auth: "ok" }]));
-  const ps = await samples();
   expect(ps).toMatch(/\/uv pip install --python \S+ -- vllm-standin==0\.11\.0/); // uv ran while sampled
   expect(ps).not.toContain("--index-url");
   expect(leaks(ps)).toEqual([]);
