@@ -159,7 +159,7 @@ export interface VllmArgs {
   findLinks?: string;
   /** Install from findLinks only, never from an index. Defaults to false. */
   noIndex?: boolean;
-  /** Package index (a site mirror on HPC): https, without credentials. Defaults to "https://pypi.org/simple". */
+  /** Package index (a site mirror on HPC): https, without credentials (a login goes in the server arg indexCredentials). Defaults to "https://pypi.org/simple". */
   indexUrl?: string;
   /** Accept an http:// indexUrl: anyone on the path can then swap the packages installed. Defaults to false. */
   allowInsecureIndex?: boolean;
@@ -305,6 +305,11 @@ export interface VllmServerArgs {
   apiKey?: pulumi.Input<string>;
   /** A Hugging Face token (a secret) for gated models. Defaults to none. */
   hfToken?: pulumi.Input<string>;
+  /**
+   * The login to vllm.indexUrl (a secret), `user:password` as HTTP Basic auth takes it: for a private mirror. It reaches
+   * the uv and vLLM install steps on stdin only; never in argv, a command or plain state. Defaults to none.
+   */
+  indexCredentials?: pulumi.Input<string>;
 }
 
 /** Arguments of VllmSlurmServer: a SLURM job driven through the login node. */

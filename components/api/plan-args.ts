@@ -6,7 +6,7 @@
 // planner's problems come out in the same `key: problem -> fix` form.
 import * as pulumi from "@pulumi/pulumi";
 import { didYouMean, formatIssues } from "../config/errors";
-import type { SecretKey } from "../config/load";
+import { indexCredentialsChecks, indexCredentialsProblem, type SecretKey } from "../config/load";
 import { StackConfig } from "../config/schema";
 import { makePlan, Plan, PlanError } from "../plan/plan";
 import { round } from "../plan/host-memory";
@@ -65,7 +65,7 @@ function propertyPathOf(problem: string): string {
   return /^[A-Za-z0-9_.[\]]+$/.test(key) ? key : "";
 }
 
-const SECTIONS_SINGLE = ["connection", "hardware", "model", "serving", "vllm", "host", "nccl", "apiKey", "hfToken"] as const;
+const SECTIONS_SINGLE = ["connection", "hardware", "model", "serving", "vllm", "host", "nccl", "apiKey", "hfToken", "indexCredentials"] as const;
 const PLAIN_SECTIONS = ["hardware", "model", "serving", "vllm", "host", "nccl", "slurm"] as const;
 
 /** A value the planner cannot read now (an Output or a Promise). */
@@ -130,10 +130,11 @@ export function planServer(topology: Topology, args: VllmServerArgs | VllmSlurmS
   if (conn.privateKey !== undefined) secretsPresent.add("sshPrivateKey");
   if (args.hfToken !== undefined) secretsPresent.add("hfToken");
   if (args.apiKey !== undefined) secretsPresent.add("apiKey");
+  if (args.indexCredentials !== undefined) secretsPresent.add("indexCredentials");
 
   const values: Record<string, unknown> = { topology };
   for (const key of known) {
-    if (key === "apiKey" || key === "hfToken") continue;
+    if (key === "apiKey" || key === "hfToken" || key === "indexCredentials") continue;
     const v = (args as unknown as Record<string, unknown>)[key];
     if (v === undefined) continue;
     values[key] = key === "connection" && v && typeof v === "object" ? plainConnection(v as SshConnection) : v;
@@ -153,6 +154,12 @@ export function planServer(topology: Topology, args: VllmServerArgs | VllmSlurmS
   }
   if (config.serving.apiKey === "none" && args.apiKey !== undefined) {
     problems.push("apiKey: given, but serving.apiKey is `none` (no auth) -> drop apiKey, or drop serving.apiKey: none");
+  }
+  if (args.indexCredentials !== undefined) {
+    problems.push(...indexCredentialsChecks(config));
+    // An Output's value is not known yet: the step scripts check it on the host (without showing it).
+    const p = typeof args.indexCredentials === "string" ? indexCredentialsProblem(args.indexCredentials) : undefined;
+    if (p) problems.push(p);
   }
   if (problems.length) throw new ServerArgsError(problems, where);
 

@@ -1,10 +1,10 @@
 // A stack's config as server args: the thin layer between `Pulumi.<stack>.yaml`
 // and VllmServer / VllmSlurmServer. The stack config's sections are the args'
-// sections; its secret keys (sshPrivateKey, apiKey, hfToken) become the
+// sections; its secret keys (sshPrivateKey, apiKey, hfToken, indexCredentials) become the
 // args' secret inputs. Nothing here runs on import.
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../config/errors";
-import { decodeEngineConfig, LoadedConfig, parseStackConfig, PROJECT } from "../config/load";
+import { decodeEngineConfig, indexCredentialsProblem, LoadedConfig, parseStackConfig, PROJECT, SecretKey } from "../config/load";
 import type { StackConfig } from "../config/schema";
 import type { SshConnection, VllmServerArgs, VllmSlurmServerArgs } from "./args";
 import { CATALOG } from "../plan/catalog";
@@ -17,6 +17,7 @@ export interface StackSecrets {
   sshPrivateKey?: pulumi.Input<string>;
   apiKey?: pulumi.Input<string>;
   hfToken?: pulumi.Input<string>;
+  indexCredentials?: pulumi.Input<string>;
 }
 
 /** A validated stack config and its secrets as server args. */
@@ -32,6 +33,7 @@ export function argsOfStackConfig(c: StackConfig, secrets: StackSecrets): StackS
     nccl: c.nccl,
     ...(c.serving.apiKey === "config" && secrets.apiKey !== undefined ? { apiKey: secrets.apiKey } : {}),
     ...(secrets.hfToken !== undefined ? { hfToken: secrets.hfToken } : {}),
+    ...(secrets.indexCredentials !== undefined ? { indexCredentials: secrets.indexCredentials } : {}),
   };
   return c.topology === "slurm" ? { topology: "slurm", args: { ...args, slurm: c.slurm } } : { topology: "single", args };
 }
@@ -39,7 +41,8 @@ export function argsOfStackConfig(c: StackConfig, secrets: StackSecrets): StackS
 /** Stand-ins for the secrets a stack file says it holds: enough to plan, never a value. */
 export function secretStandIns(loaded: LoadedConfig): StackSecrets {
   const out: StackSecrets = {};
-  for (const k of loaded.secretsPresent) out[k] = `(secret ${k})`;
+  // (the login's stand-in has its form, user:password: the planner checks that much of a plain value)
+  for (const k of loaded.secretsPresent) out[k] = k === "indexCredentials" ? "(secret):(indexCredentials)" : `(secret ${k})`;
   return out;
 }
 
@@ -53,8 +56,13 @@ export function stackServerArgs(): StackServerArgs {
 
 function loadStack(): LoadedConfig {
   try {
-    const { values, secretsPresent } = decodeEngineConfig(pulumi.runtime.allConfig());
-    return parseStackConfig(values, `stack ${pulumi.getStack()}`, secretsPresent);
+    const all = pulumi.runtime.allConfig();
+    const { values, secretsPresent } = decodeEngineConfig(all);
+    const loaded = parseStackConfig(values, `stack ${pulumi.getStack()}`, secretsPresent);
+    // The engine hands the program its secrets decrypted: the login's form is checked before any host is touched.
+    const credentials = secretsPresent.has("indexCredentials") ? indexCredentialsProblem(all[`${PROJECT}:indexCredentials`] ?? "") : undefined;
+    if (credentials) throw new ConfigError([credentials], `stack ${pulumi.getStack()}`);
+    return loaded;
   } catch (e) {
     if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
     throw e;
@@ -82,8 +90,13 @@ export async function stackServerArgsWithHub(): Promise<StackServerArgs> {
 
 function argsOfLoaded(loaded: LoadedConfig): StackServerArgs {
   const cfg = new pulumi.Config(PROJECT);
-  const secret = (k: "sshPrivateKey" | "apiKey" | "hfToken") => (loaded.secretsPresent.has(k) ? cfg.requireSecret(k) : undefined);
-  return argsOfStackConfig(loaded.config, { sshPrivateKey: secret("sshPrivateKey"), apiKey: secret("apiKey"), hfToken: secret("hfToken") });
+  const secret = (k: SecretKey) => (loaded.secretsPresent.has(k) ? cfg.requireSecret(k) : undefined);
+  return argsOfStackConfig(loaded.config, {
+    sshPrivateKey: secret("sshPrivateKey"),
+    apiKey: secret("apiKey"),
+    hfToken: secret("hfToken"),
+    indexCredentials: secret("indexCredentials"),
+  });
 }
 
 /** Run a server's constructor; its InputPropertiesError becomes a RunError (the message alone, no stack trace). */

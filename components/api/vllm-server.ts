@@ -119,6 +119,7 @@ export class VllmServer extends pulumi.ComponentResource {
       connection: connectionArgs(conn, process.cwd()),
       sudo: sudoFor(conn),
       secrets,
+      indexCredentials: args.indexCredentials,
       // A child of the server (new in 0.2: a stack made by 0.1.0 gets one on its first up).
       triggerKey: new random.RandomBytes(`${name}-trigger-key`, { length: 32 }, { parent: this }).hex,
       dependsOn: opts?.dependsOn,

@@ -59,6 +59,7 @@ export class VllmSlurmServer extends pulumi.ComponentResource {
       plan: planned.plan,
       connection: connectionArgs(conn, process.cwd()),
       secrets,
+      indexCredentials: args.indexCredentials,
       dependsOn: opts?.dependsOn,
     });
     const port = c.serving.port;

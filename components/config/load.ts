@@ -7,7 +7,7 @@ import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import { ConfigError, didYouMean, formatIssues, showKey } from "./errors";
-import { SECRET_KEYS, StackConfig, TOP_LEVEL_KEYS } from "./schema";
+import { INDEX_CREDENTIALS_FIX, SECRET_KEYS, StackConfig, TOP_LEVEL_KEYS } from "./schema";
 
 export const PROJECT = "pulumi-vllm";
 
@@ -58,7 +58,31 @@ function crossChecks(c: StackConfig, secrets: Set<SecretKey>): string[] {
   if (c.serving.apiKey === "config" && !secrets.has("apiKey")) {
     out.push("serving.apiKey: policy `config` but no key is set -> `pulumi config set --secret apiKey <key>`, or use apiKey: generate");
   }
+  if (secrets.has("indexCredentials")) out.push(...indexCredentialsChecks(c));
   return out;
+}
+
+/** Where the index login may go: to the mirror named by vllm.indexUrl, over https only. */
+export function indexCredentialsChecks(c: StackConfig): string[] {
+  const url = c.vllm.indexUrl;
+  if (url.startsWith("http://")) return ["indexCredentials: would be sent in clear to the http:// vllm.indexUrl -> use the index's https:// URL"];
+  if (new URL(url).hostname === "pypi.org") {
+    return [`indexCredentials: set, but vllm.indexUrl is ${url}: the credentials would be sent to PyPI -> set vllm.indexUrl to your mirror, or \`pulumi config rm indexCredentials\``];
+  }
+  return [];
+}
+
+/**
+ * The index login's value (`user:password`, as HTTP Basic auth takes it): the problem, never quoting the value.
+ * Checked where the value is known before any host is touched (the stack program, a plain library arg).
+ */
+export function indexCredentialsProblem(value: string): string | undefined {
+  if (/[\s\x00-\x1f\x7f]/.test(value)) return `indexCredentials: holds whitespace or a control character -> set it again without them: ${INDEX_CREDENTIALS_FIX}`;
+  const colon = value.indexOf(":");
+  if (colon <= 0 || colon === value.length - 1) {
+    return `indexCredentials: is not user:password -> give both (a token alone: with the user name your mirror documents, e.g. __token__): ${INDEX_CREDENTIALS_FIX}`;
+  }
+  return undefined;
 }
 
 interface StackFile {

@@ -370,7 +370,10 @@ export const Serving = z
 
 // ---- vllm -----------------------------------------------------------------
 
-/** A URL of a package index or wheel directory: https, no credentials (they would sit in plain state and `ps`). */
+/** How a login to the package index is given: a secret, never part of the URL. */
+export const INDEX_CREDENTIALS_FIX = "`pulumi config set --secret indexCredentials '<user>:<password>'`";
+
+/** A URL of a package index or wheel directory: https, no credentials (they would sit in plain state and `ps`: the secret indexCredentials holds them). */
 const indexUrl = text({
   max: 2048,
   chars: /[A-Za-z0-9._~:\/?#\[\]@!&()*+,;=%-]/,
@@ -384,7 +387,9 @@ const indexUrl = text({
     }
     if (url.protocol !== "https:" && url.protocol !== "http:") return "must be an https:// URL -> e.g. https://pypi.org/simple";
     if (url.username || url.password) {
-      return "holds credentials; a URL is kept in plain state and shows in `ps` on the host -> remove user:password@ from it (an index that needs a login is not supported yet: mirror it, or install from vllm.findLinks)";
+      url.username = "";
+      url.password = "";
+      return `holds credentials; a URL is kept in plain state and shows in \`ps\` on the host -> set it without them (${url.toString()}) and run ${INDEX_CREDENTIALS_FIX}`;
     }
     return undefined;
   },
@@ -418,7 +423,7 @@ export const Vllm = z
     findLinks: hostPath().optional(),
     /** Install from findLinks only, never from an index. Defaults to false. */
     noIndex: bool().default(false),
-    /** Package index (a site mirror on HPC): https, without credentials. Defaults to https://pypi.org/simple. */
+    /** Package index (a site mirror on HPC): https, without credentials (a login goes in the secret indexCredentials). Defaults to https://pypi.org/simple. */
     indexUrl: indexUrl.default("https://pypi.org/simple"),
     /** Accept an http:// indexUrl: anyone on the path can then swap the packages installed. Defaults to false. */
     allowInsecureIndex: bool().default(false),
@@ -759,6 +764,6 @@ export type ServingConfig = z.infer<typeof Serving>;
 export type HardwareConfig = z.infer<typeof Hardware>;
 
 /** Secret config keys, read as Pulumi secrets, never part of StackConfig. */
-export const SECRET_KEYS = ["sshPrivateKey", "hfToken", "apiKey"] as const;
+export const SECRET_KEYS = ["sshPrivateKey", "hfToken", "apiKey", "indexCredentials"] as const;
 /** The top-level keys a stack may set under the project namespace. */
 export const TOP_LEVEL_KEYS = ["topology", ...Object.keys(common), "slurm", ...SECRET_KEYS] as const;

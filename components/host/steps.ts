@@ -62,6 +62,21 @@ export class EarlyOom extends HostStep {
   }
 }
 
+/** The login to the package index (the secret indexCredentials, `user:password`), for the steps that download. */
+interface IndexLogin {
+  indexCredentials?: pulumi.Input<string>;
+}
+
+/**
+ * The index login on the step's stdin, and nowhere else: not a parameter (the command is plain state, and argv on the
+ * host), not a trigger. A new or rotated login changes stdin only: an update re-runs create, which finds uv and vLLM in
+ * place and installs nothing; the venv is not replaced. Without a login the step keeps no stdin (an existing stack's
+ * steps see no change). The output is secret too, though the scripts redact it.
+ */
+export function indexLoginStdin(credentials: pulumi.Input<string> | undefined): Pick<HostStepArgs, "secrets" | "secretOutput"> {
+  return credentials === undefined ? {} : { secrets: { INDEX_CREDENTIALS: pulumi.secret(credentials) }, secretOutput: true };
+}
+
 /** The venv of a release: made by uv-venv at venvPath (SLURM), or by vllm-install itself (versioned venvs). */
 type VenvOf = { venvPath: string; python: string } | { uvOnly: true };
 
@@ -69,7 +84,7 @@ export class UvVenv extends HostStep {
   readonly uvBin: string;
   constructor(
     name: string,
-    a: Common & VenvOf & { uvVersion: string; indexUrl: string; uvDir?: string; stateDir?: string; adopt?: boolean },
+    a: Common & VenvOf & IndexLogin & { uvVersion: string; indexUrl: string; uvDir?: string; stateDir?: string; adopt?: boolean },
     opts?: Opts,
   ) {
     const uvDir = a.uvDir ?? "/opt/pulumi-vllm/uv";
@@ -88,6 +103,7 @@ export class UvVenv extends HostStep {
         },
         // (versioned venvs: uv alone, no venv here to rename)
         triggers: "uvOnly" in a ? [] : renameTrigger(a.venvPath, DEFAULT_VENV_PATH),
+        ...indexLoginStdin(a.indexCredentials),
       },
       opts,
       "pulumi-vllm:host:UvVenv",
@@ -117,7 +133,7 @@ export function versionedVenv(venvsDir: string, v: Pick<VllmConfig, "version" | 
  * venv of its own that this step makes, verifies (import, `vllm --version`) and later prunes.
  */
 export class VllmInstall extends HostStep {
-  constructor(name: string, a: Common & { vllm: VllmConfig; venvPath: string; uvBin: string; stateDir?: string; versioned?: VersionedVenvs }, opts?: Opts) {
+  constructor(name: string, a: Common & IndexLogin & { vllm: VllmConfig; venvPath: string; uvBin: string; stateDir?: string; versioned?: VersionedVenvs }, opts?: Opts) {
     const v = a.vllm;
     const versioned: Record<string, string> = a.versioned
       ? { PV_VENVS_DIR: a.versioned.dir, PV_KEEP_VENVS: String(a.versioned.keep), PV_ACTIVE_LINK: a.versioned.activeLink, PV_PYTHON: v.python }
@@ -147,6 +163,7 @@ export class VllmInstall extends HostStep {
         // except for versioned venvs, whose name changes with every release by design: a version change is an
         // update that keeps the previous venv to roll back to (host.venvPath, their link, is the launch step's).
         triggers: [v.python, ...(a.versioned ? [] : renameTrigger(a.venvPath, DEFAULT_VENV_PATH))],
+        ...indexLoginStdin(a.indexCredentials),
       },
       opts,
       "pulumi-vllm:host:VllmInstall",

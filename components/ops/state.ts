@@ -188,7 +188,14 @@ export function connectionOfServer(s: ServerRecord): { connection: Connection; s
 /** Every secret value the server's steps were given (for redaction). */
 export function secretValues(s: ServerRecord): string[] {
   const vals = new Set<string>();
-  for (const st of s.steps) for (const v of Object.values(st.secrets)) if (v.length >= 4) vals.add(v);
+  for (const st of s.steps) {
+    for (const [name, v] of Object.entries(st.secrets)) {
+      if (v.length >= 4) vals.add(v);
+      // the index login's password alone (a tool may print it without the user)
+      const password = name === "INDEX_CREDENTIALS" ? v.slice(v.indexOf(":") + 1) : "";
+      if (password.length >= 4) vals.add(password);
+    }
+  }
   if (typeof s.outputs.apiKey === "string" && s.outputs.apiKey.length >= 4) vals.add(s.outputs.apiKey);
   return [...vals];
 }

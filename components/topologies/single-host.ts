@@ -17,6 +17,8 @@ export interface SingleHostSteps {
   sudo: pulumi.Input<boolean>;
   /** VLLM_API_KEY (when the policy is not none) and HF_TOKEN (when set), as secrets. */
   secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** The login to vllm.indexUrl (secret indexCredentials), for the uv and vLLM install steps only. */
+  indexCredentials?: pulumi.Input<string>;
   /** The per-stack key of the secrets' digest in triggers (secret). */
   triggerKey: pulumi.Input<string>;
   /** What the first step waits for (the server's own dependsOn: children do not inherit it). */
@@ -58,11 +60,11 @@ export function singleHostSteps(parent: pulumi.Resource, name: string, a: Single
   }
   // Each release in a venv of its own, installed while the server runs from the previous one; the launch step
   // points host.venvPath (the unit's <venvPath>/bin/vllm) at it, and points it back if the new server fails.
-  const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, uvOnly: true }, child([toolchain]));
+  const venv = new UvVenv(`${name}-uv-venv`, { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, indexCredentials: a.indexCredentials, uvOnly: true }, child([toolchain]));
   const target = versionedVenv(c.host.venvsDir, c.vllm);
   const install = new VllmInstall(
     `${name}-vllm-install`,
-    { ...common, venvPath: target, uvBin: venv.uvBin, vllm: c.vllm, versioned: { dir: c.host.venvsDir, keep: c.vllm.keepVenvs, activeLink: c.host.venvPath } },
+    { ...common, venvPath: target, uvBin: venv.uvBin, vllm: c.vllm, indexCredentials: a.indexCredentials, versioned: { dir: c.host.venvsDir, keep: c.vllm.keepVenvs, activeLink: c.host.venvPath } },
     child([venv]),
   );
   const weights = downloadsWeights(c)

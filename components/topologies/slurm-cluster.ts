@@ -18,6 +18,8 @@ export interface SlurmSteps {
   plan: Plan;
   connection: types.input.remote.ConnectionArgs;
   secrets: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** The login to vllm.indexUrl (secret indexCredentials), for the uv and vLLM install steps only. */
+  indexCredentials?: pulumi.Input<string>;
   /** What the first step waits for (the server's own dependsOn: children do not inherit it). */
   dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]> | pulumi.Input<pulumi.Resource>;
 }
@@ -45,7 +47,7 @@ export function slurmSteps(parent: pulumi.Resource, name: string, a: SlurmSteps)
 
   const venv = new UvVenv(
     `${name}-uv-venv`,
-    { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, venvPath: s.sharedVenvPath, python: c.vllm.python, uvDir, stateDir },
+    { ...common, uvVersion: c.vllm.uvVersion, indexUrl: c.vllm.indexUrl, indexCredentials: a.indexCredentials, venvPath: s.sharedVenvPath, python: c.vllm.python, uvDir, stateDir },
     { parent, dependsOn: a.dependsOn },
   );
   const install = new VllmInstall(
@@ -55,6 +57,7 @@ export function slurmSteps(parent: pulumi.Resource, name: string, a: SlurmSteps)
       venvPath: s.sharedVenvPath,
       uvBin: venv.uvBin,
       vllm: c.vllm,
+      indexCredentials: a.indexCredentials,
       stateDir,
     },
     child([venv]),

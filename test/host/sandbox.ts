@@ -27,6 +27,8 @@
 //   systemctl(sb, "is-active", "earlyoom"), swapShow(sb), dpkgInstalled(sb),
 //   dpkgSelections(sb), fileSha256(sb, path), freePort(), fileTimer(label),
 //   holdFileLock(sb, "/var/lib/dpkg/lock-frontend", seconds) (fcntl lock, as apt takes)
+//   await psDuring(sb, () => runStep(...)) -> { value, ps }: every process's argv on the host,
+//       sampled every 50 ms while the function runs (a secret must be in none)
 // Shell: scripts/sandbox/up.sh NAME PORT (JSON on stdout, also
 //   $CACHE/instances/NAME/sandbox.{json,env}); scripts/sandbox/down.sh NAME.
 // The sandbox shares this machine's network namespace (a port opened inside is
@@ -105,6 +107,24 @@ export async function sshOk(sb: Sandbox, command: string, opts: { stdin?: string
     throw new Error(`on sandbox ${sb.name}: \`${command}\` exited ${r.code}\n--- stderr ---\n${r.stderr}\n--- stdout ---\n${r.stdout}`);
   }
   return r.stdout;
+}
+
+/**
+ * `ps -eo args` on the sandbox every 50 ms while `f` runs (the sandbox has its own process namespace: these are
+ * all of its processes), for checking that a secret reached no process's argv. Returns f's value and the samples.
+ */
+export async function psDuring<T>(sb: Sandbox, f: () => Promise<T>): Promise<{ value: T; ps: string }> {
+  const file = "/root/pv-ps-samples";
+  await sshOk(sb, `rm -f ${file} ${file}.stop`);
+  const sampler = sshRun(sb, `while [ ! -e ${file}.stop ]; do ps -eo args >>${file}; echo ---- >>${file}; sleep 0.05; done`);
+  let value: T;
+  try {
+    value = await f();
+  } finally {
+    await sshOk(sb, `touch ${file}.stop`);
+    await sampler;
+  }
+  return { value, ps: await sshOk(sb, `cat ${file}`) };
 }
 
 export interface StepRun extends RunResult {

@@ -341,3 +341,71 @@ describe("the weights step", () => {
     expect(await outputValue(s.modelCommit!)).toBe(COMMIT);
   });
 });
+
+describe("a package index that needs a login (indexCredentials)", () => {
+  const CRED = "mirror-user:idxTok3n_s3cret/with@odd:chars";
+  const MIRROR = "https://pypi.internal.example.org/simple";
+  const params = (cmd: string) => cmd.split(" bash -c ")[0];
+  const stepsOf = (server: string, ...names: string[]) => commandsOf(server).filter((c) => names.some((n) => c.name === `${server}-${n}`));
+
+  test("reach uv-venv and vllm-install on stdin only: not in a command, a parameter or the trigger list; no other step gets them", async () => {
+    new lib.VllmServer("idx", args({ vllm: { version: "0.11.0", indexUrl: MIRROR }, indexCredentials: CRED }));
+    await settle();
+    const both = stepsOf("idx", "uv-venv", "vllm-install");
+    expect(both).toHaveLength(2);
+    for (const c of both) {
+      expect(plain(c.inputs.stdin)).toBe(`INDEX_CREDENTIALS=${CRED}\n`);
+      // a secret input: the state keeps it encrypted
+      expect(plain(c.inputs.stdin)).not.toBe(c.inputs.stdin);
+      expect(params(c.inputs.create)).toContain(`'${MIRROR}'`);
+    }
+    for (const c of commandsOf("idx")) {
+      for (const secretPart of [CRED, "idxTok3n_s3cret"]) {
+        expect(c.inputs.create).not.toContain(secretPart);
+        expect(c.inputs.delete).not.toContain(secretPart);
+        expect(JSON.stringify(plain(c.inputs.triggers))).not.toContain(secretPart);
+      }
+    }
+    for (const c of commandsOf("idx").filter((c) => !both.includes(c))) expect(JSON.stringify(plain(c.inputs.stdin) ?? "")).not.toContain("INDEX_CREDENTIALS");
+  });
+
+  test("adding or rotating them changes only stdin (an update that re-runs create), never a trigger (no replacement of the venv)", async () => {
+    new lib.VllmServer("idx-none", args({ vllm: { version: "0.11.0", indexUrl: MIRROR } }));
+    new lib.VllmServer("idx-rot", args({ vllm: { version: "0.11.0", indexUrl: MIRROR }, indexCredentials: "mirror-user:rotated-token" }));
+    await settle();
+    for (const step of ["uv-venv", "vllm-install"]) {
+      const [none, a, b] = ["idx-none", "idx", "idx-rot"].map((s) => stepsOf(s, step)[0].inputs);
+      expect(none.stdin).toBeUndefined();
+      expect(plain(a.triggers)).toEqual(plain(none.triggers));
+      expect(plain(b.triggers)).toEqual(plain(none.triggers));
+      expect(a.create.replace(/idx-?[a-z]*/g, "")).toBe(none.create.replace(/idx-?[a-z]*/g, ""));
+    }
+  });
+
+  test("on SLURM too: the login node's uv-venv and vllm-install get them on stdin", async () => {
+    new lib.VllmSlurmServer("idx-hpc", {
+      ...args({ serving: { maxModelLen: 8192, bindHost: "0.0.0.0" }, vllm: { version: "0.11.0", indexUrl: MIRROR }, indexCredentials: CRED }),
+      slurm: { partition: "gpu", gpusPerNode: 1, sharedVenvPath: "/shared/venv", sharedCacheDir: "/shared/cache", logDir: "/shared/logs" },
+    });
+    await settle();
+    const both = stepsOf("idx-hpc", "uv-venv", "vllm-install");
+    expect(both).toHaveLength(2);
+    for (const c of both) expect(plain(c.inputs.stdin)).toBe(`INDEX_CREDENTIALS=${CRED}\n`);
+    for (const c of commandsOf("idx-hpc")) expect(c.inputs.create).not.toContain("idxTok3n_s3cret");
+  });
+
+  test("refused before anything is registered: a value that is not user:password, or credentials for PyPI itself", () => {
+    const bad = (over: Partial<import("../../src").VllmServerArgs>) => {
+      try {
+        new lib.VllmServer(`idx-bad-${Math.random().toString(36).slice(2)}`, args(over));
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    };
+    const noColon = bad({ vllm: { version: "0.11.0", indexUrl: MIRROR }, indexCredentials: "justAtokenValue42" });
+    expect(noColon).toMatch(/indexCredentials: is not user:password -> .*pulumi config set --secret indexCredentials/);
+    expect(noColon).not.toContain("justAtokenValue42");
+    expect(bad({ indexCredentials: CRED })).toMatch(/indexCredentials: .*vllm\.indexUrl is https:\/\/pypi\.org\/simple.* -> set vllm\.indexUrl to your mirror/);
+  });
+});

@@ -1,7 +1,7 @@
 // Types as Pulumi delivers them, secrets kept out of plain config, and the
 // guards against an open or hijackable server.
 import { ConfigError } from "../../components/config/errors";
-import { decodeEngineConfig, parseStackConfig } from "../../components/config/load";
+import { decodeEngineConfig, indexCredentialsProblem, parseStackConfig } from "../../components/config/load";
 import { effectiveBindHost } from "../../components/config/schema";
 import { describeValue, isSecretEnvName } from "../../components/config/strings";
 import { makePlan } from "../../components/plan/plan";
@@ -145,7 +145,7 @@ describe("secrets stay secrets", () => {
     const v = base();
     v.vllm.indexUrl = "https://user:s3cr3tpass@mirror.example.org/simple";
     const p = only(v);
-    expect(p).toMatch(/^vllm.indexUrl: holds credentials; .* -> remove user:password@ from it/);
+    expect(p).toMatch(/^vllm.indexUrl: holds credentials; .* -> set it without them \(https:\/\/mirror.example.org\/simple\) and run `pulumi config set --secret indexCredentials/);
     expect(p).not.toContain("s3cr3tpass");
   });
   test("an http index needs allowInsecureIndex, and then warns", () => {
@@ -253,5 +253,58 @@ describe("host.serviceUser", () => {
     const c = parseStackConfig(v, "t").config;
     expect(c.host.serviceUser).toBe("llm_svc-2");
     expect(c.host.adopt).toEqual(["user"]);
+  });
+});
+
+describe("a package index that needs a login", () => {
+  const withCreds = (v: Record<string, unknown>) => {
+    try {
+      parseStackConfig(v, "test", new Set(["indexCredentials"]));
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems;
+      throw e;
+    }
+  };
+  test("credentials in vllm.indexUrl: refused, with the exact command that moves them into the secret", () => {
+    const v = base();
+    v.vllm.indexUrl = "https://ci-bot:s3cr3tpass@pypi.internal.example.org/simple";
+    const p = only(v);
+    expect(p).toBe(
+      "vllm.indexUrl: holds credentials; a URL is kept in plain state and shows in `ps` on the host -> set it without them (https://pypi.internal.example.org/simple) and run `pulumi config set --secret indexCredentials '<user>:<password>'`",
+    );
+    expect(p).not.toMatch(/s3cr3tpass|ci-bot/);
+  });
+  test("the secret with a mirror over https: accepted", () => {
+    const v = base();
+    v.vllm.indexUrl = "https://pypi.internal.example.org/simple";
+    expect(withCreds(v)).toEqual([]);
+  });
+  test("the secret with the default index (PyPI) or an http:// index: refused with the fix", () => {
+    const v = base();
+    expect(withCreds(v)).toEqual([
+      "indexCredentials: set, but vllm.indexUrl is https://pypi.org/simple: the credentials would be sent to PyPI -> set vllm.indexUrl to your mirror, or `pulumi config rm indexCredentials`",
+    ]);
+    v.vllm.indexUrl = "http://pypi.internal.example.org/simple";
+    v.vllm.allowInsecureIndex = true;
+    expect(withCreds(v)).toEqual([
+      "indexCredentials: would be sent in clear to the http:// vllm.indexUrl -> use the index's https:// URL",
+    ]);
+  });
+  test.each([
+    ["justatoken", "is not user:password"],
+    [":pw", "is not user:password"],
+    ["user:", "is not user:password"],
+    ["user:pa ss", "holds whitespace or a control character"],
+    ["user:pa\nss", "holds whitespace or a control character"],
+  ])("the secret's value %p: %s, never echoed", (value, what) => {
+    const p = indexCredentialsProblem(value);
+    expect(p).toContain(`indexCredentials: ${what} -> `);
+    expect(p).toContain("pulumi config set --secret indexCredentials '<user>:<password>'");
+    const secretPart = value.includes(":") ? value.slice(value.indexOf(":") + 1) : value;
+    if (secretPart) expect(p).not.toContain(secretPart);
+  });
+  test("a user:password value, any characters a URL cannot hold as they are included, passes", () => {
+    expect(indexCredentialsProblem("__token__:ab/c@d:e%f#g")).toBeUndefined();
   });
 });

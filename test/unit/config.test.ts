@@ -127,6 +127,19 @@ describe("reading stack files and engine config", () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pv-cfg-"));
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+  test("indexCredentials is a secret key: in clear in the stack file it is refused, unechoed", () => {
+    const f = path.join(tmp, "Pulumi.idx.yaml");
+    fs.writeFileSync(f, "config:\n  pulumi-vllm:indexCredentials: ci-bot:CLEARIDXTOKEN\n");
+    let message = "";
+    try {
+      loadStackFile(f);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/pulumi-vllm:indexCredentials: stored in clear text .*-> .*pulumi config set --secret indexCredentials/);
+    expect(message).not.toContain("CLEARIDXTOKEN");
+  });
+
   test("secret keys must be encrypted in the stack file, and their value is not echoed", () => {
     const f = path.join(tmp, "Pulumi.bad.yaml");
     fs.writeFileSync(f, "config:\n  pulumi-vllm:hfToken: hf_CLEARTEXTTOKEN\n");

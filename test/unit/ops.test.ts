@@ -3,7 +3,7 @@
 // and exit codes.
 import { renderRemoteCommand } from "../../components/host/remote-command";
 import { main } from "../../components/cli/main";
-import { parseStepCommand, plain, serversOfDeployment, shellWords } from "../../components/ops/state";
+import { parseStepCommand, plain, secretValues, serversOfDeployment, shellWords } from "../../components/ops/state";
 import { earlyoomArgs, evaluate, exitCodeOf, parseFacts, probeScript, renderedEnvFile, repairArgv } from "../../components/ops/status";
 import { logsCommand, redactor, sinceProblem } from "../../components/ops/logs";
 import { createHash } from "crypto";
@@ -122,6 +122,13 @@ test("logs: journalctl of the stack's unit, with sudo when the steps use it; sec
   expect(r("key sk-abcdef123456 and hf_abcdefghijklmnopqrstuvwxyz01 Bearer xyzxyzxyz1")).toBe("key [REDACTED] and [REDACTED] Bearer [REDACTED]");
   expect(sinceProblem("10m")).toBeUndefined();
   expect(sinceProblem("$(id)")).toMatch(/not a time/);
+});
+
+test("logs redacts the index login, whole and its password alone", () => {
+  const d = { deployment: { resources: [...deployment.deployment.resources, ...res("uv-venv", { PV_UV_VERSION: "0.13.9" }, { stdin: secret("INDEX_CREDENTIALS=ci-bot:idx-token-123\n") })] } };
+  const [s] = serversOfDeployment(d);
+  expect(secretValues(s)).toEqual(expect.arrayContaining(["ci-bot:idx-token-123", "idx-token-123"]));
+  expect(redactor(secretValues(s))("401 for https://ci-bot:idx-token-123@x and idx-token-123")).not.toContain("idx-token-123");
 });
 
 async function run(args: string[]) {

@@ -11,7 +11,8 @@
 #                           https://pypi.org). Either a PyPI-like root serving
 #                           the JSON API at <url>/pypi/uv/json, or a simple
 #                           index ending in /simple (PEP 691 JSON); HPC sites
-#                           point this at their mirror.
+#                           point this at their mirror. Never with a login in
+#                           it: that comes on stdin (below)
 #   PV_VENV_PATH            absolute path of the venv, e.g. /opt/pulumi-vllm/venv
 #   PV_UV_ONLY              optional: 1 = install uv only, no venv (PV_VENV_PATH
 #                           and PV_PYTHON are not read): on a single host the
@@ -31,6 +32,12 @@
 #   (Root is needed only for the default dirs: on a SLURM login node the step
 #   runs as the user with PV_UV_DIR / PV_STATE_DIR / PV_VENV_PATH on a shared
 #   filesystem.)
+# Secrets (stdin, optional): an `INDEX_CREDENTIALS=<user>:<password>` line,
+#   the login to PV_UV_INDEX_URL (a private mirror; the stack's secret
+#   indexCredentials). Sent as HTTP Basic auth to the index's host only (not
+#   to another host a file URL or a redirect points at); python gets it in
+#   its environment, never in argv; whatever python prints goes through
+#   redact (lib/redact.sh). Other NAME=value lines are ignored.
 #
 # create:
 #   - uv: skipped when PV_UV_DIR/<version>/uv exists and reports that
@@ -64,6 +71,10 @@ log() { printf 'uv-venv: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 # shellcheck source=SCRIPTDIR/lib/txn.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
+# shellcheck source=SCRIPTDIR/lib/redact.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/redact.sh"
+# shellcheck source=SCRIPTDIR/lib/index-login.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/index-login.sh"
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
@@ -152,20 +163,39 @@ remove_empty_dirs() {
 }
 
 install_uv() {
-  log "installing uv $UV_VERSION from $INDEX_URL"
+  log "installing uv $UV_VERSION from $INDEX_URL${INDEX_USER:+ (with the login of indexCredentials)}"
   txn_new_dir "$UV_ROOT"
   install -d -m 0755 "$UV_ROOT"
   local tmp
   tmp=$(mktemp -d "$UV_ROOT/.uv-$UV_VERSION.XXXXXX")
   txn_undo rm -rf -- "$tmp"
-  PV_TMP=$tmp PV_UV_VERSION=$UV_VERSION PV_INDEX=$INDEX_URL python3 - <<'PY' >&2
+  # (the login in python's environment, read and dropped first thing; all it prints is redacted)
+  PV_TMP=$tmp PV_UV_VERSION=$UV_VERSION PV_INDEX=$INDEX_URL PV_INDEX_LOGIN=${INDEX_USER:+$INDEX_USER:$INDEX_PASSWORD} python3 - <<'PY' 2>&1 | redact >&2 ||
 import hashlib, json, os, platform, re, ssl, sys, time, urllib.parse, urllib.request, zipfile
 
 version, index, tmp = os.environ["PV_UV_VERSION"], os.environ["PV_INDEX"].rstrip("/"), os.environ["PV_TMP"]
+login = os.environ.pop("PV_INDEX_LOGIN", "")
 
 def fail(msg):
     sys.stderr.write("uv-venv: ERROR: %s\n" % msg)
     sys.exit(1)
+
+# The login goes to the index's own scheme://host:port only, sent up front (HTTP Basic); urllib does not carry it
+# over a redirect to another host (an unredirected header).
+handlers = []
+if login:
+    user, _, password = login.partition(":")
+    parts = urllib.parse.urlsplit(index)
+    logins = urllib.request.HTTPPasswordMgrWithPriorAuth()
+    logins.add_password(None, "%s://%s/" % (parts.scheme, parts.netloc), user, password, is_authenticated=True)
+    handlers.append(urllib.request.HTTPBasicAuthHandler(logins))
+opener = urllib.request.build_opener(*handlers)
+
+def refused(e):
+    """The fix for an index that answered 401/403."""
+    if login:
+        return "%s refused the login of indexCredentials (HTTP %d) -> check the user and the token, and that they may read this index: pulumi config set --secret indexCredentials '<user>:<password>'" % (index, e.code)
+    return "%s needs a login (HTTP %d) -> pulumi config set --secret indexCredentials '<user>:<password>'" % (index, e.code)
 
 def fetch(url, accept=None, attempts=4):
     req = urllib.request.Request(url, headers={"User-Agent": "pulumi-vllm-uv-venv"})
@@ -174,7 +204,7 @@ def fetch(url, accept=None, attempts=4):
     last = None
     for i in range(attempts):
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
+            with opener.open(req, timeout=60) as r:
                 return r.read(), r.geturl()
         except urllib.error.HTTPError as e:
             if e.code in (401, 403, 404, 410):
@@ -229,6 +259,8 @@ try:
               f.get("digests", {}).get("sha256"), f.get("yanked", False)) for f in rel]
     source = index + "/pypi/uv/json"
 except urllib.error.HTTPError as e:
+    if e.code in (401, 403):
+        fail(refused(e))
     if e.code != 404:
         fail("cannot read %s/pypi/uv/json: HTTP %s" % (index, e.code))
 if files is None:
@@ -236,6 +268,10 @@ if files is None:
     url = simple + "/uv/"
     try:
         body, final = fetch(url, accept="application/vnd.pypi.simple.v1+json")
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            fail(refused(e))
+        fail("cannot read the uv release list from %s/pypi/uv/json nor %s: %s" % (index, url, e))
     except Exception as e:
         fail("cannot read the uv release list from %s/pypi/uv/json nor %s: %s" % (index, url, e))
     try:
@@ -260,7 +296,10 @@ _, fn, url, sha = cands[0]
 if not sha:
     fail("%s lists no sha256 for %s; refusing an unverified binary" % (source, fn))
 sys.stderr.write("uv-venv: downloading %s\n" % fn)
-body, _ = fetch(url)
+try:
+    body, _ = fetch(url)
+except urllib.error.HTTPError as e:
+    fail(refused(e) if e.code in (401, 403) else "cannot download %s: %s" % (fn, e))
 got = hashlib.sha256(body).hexdigest()
 if got != sha:
     fail("sha256 mismatch for %s: index says %s, download is %s" % (fn, sha, got))
@@ -277,6 +316,7 @@ with zipfile.ZipFile(whl) as z:
 os.chmod(os.path.join(tmp, "uv"), 0o755)
 os.remove(whl)
 PY
+    die "no uv $UV_VERSION from $INDEX_URL (see above)"
   local got
   got=$("$tmp/uv" --version 2>&1) || die "the extracted uv does not run: $got"
   [[ $got =~ ^uv\ ${UV_VERSION//./\\.}([[:space:]]|$) ]] || die "the extracted uv reports '$got', not $UV_VERSION"
@@ -332,6 +372,7 @@ python_matches() { # have want
 }
 
 for d in "$UV_ROOT" "$STATE_DIR" ${VENV:+"$(dirname "$VENV")"}; do writable_or_root "$d"; done
+index_login_read
 
 txn_begin uv-venv 1800
 

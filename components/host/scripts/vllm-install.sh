@@ -14,8 +14,10 @@
 #   PV_DIST_VERSION   version it must report afterwards, e.g. 0.11.0
 #   PV_IMPORT_NAME    module imported to verify the install, e.g. vllm
 #   PV_FIND_LINKS     optional: a local directory of wheels (uv --find-links)
-#   PV_INDEX_URL      optional: package index (uv --index-url; default PyPI);
-#                     HPC sites point this at their mirror
+#   PV_INDEX_URL      optional: package index (default PyPI); HPC sites point
+#                     this at their mirror. uv gets it in its environment
+#                     (UV_INDEX_URL), not in argv. Never with a login in it:
+#                     that comes on stdin (below)
 #   PV_NO_INDEX       optional: 1 = use only PV_FIND_LINKS (uv --no-index)
 #   PV_TORCH_BACKEND  optional: uv --torch-backend (e.g. auto, cu128) for vLLM
 #   PV_UV_SYSTEM_CERTS optional: 1 (default) = uv trusts the system CA store
@@ -36,6 +38,15 @@
 #                     any case (the running server's, the rollback target)
 #   PV_ACTIVE_LINK    optional: the symlink the launch-unit step points at the
 #                     venv the server runs (host.venvPath)
+# Secrets (stdin, optional): an `INDEX_CREDENTIALS=<user>:<password>` line,
+#   the login to PV_INDEX_URL (a private mirror; the stack's secret
+#   indexCredentials). uv gets it inside UV_INDEX_URL
+#   (https://<user>:<password>@host/..., percent-encoded) in its environment,
+#   never in argv, and sends it to that index's host only; everything uv
+#   prints goes through redact (lib/redact.sh). A refusal by the index (HTTP
+#   401/403) fails with the fix. Other NAME=value lines are ignored. A new or
+#   rotated login alone changes nothing here: a release that verifies is not
+#   installed again.
 #
 # Versioned create: the venv is made (uv venv) when absent, the package
 #   installed, and verified: the version importlib.metadata reports, the
@@ -75,6 +86,10 @@ die() { log "ERROR: $*"; exit 1; }
 trap 'log "ERROR: unexpected failure (exit $?) at line $LINENO"' ERR
 # shellcheck source=SCRIPTDIR/lib/txn.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/txn.sh"
+# shellcheck source=SCRIPTDIR/lib/redact.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/redact.sh"
+# shellcheck source=SCRIPTDIR/lib/index-login.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/index-login.sh"
 cd /  # a neutral cwd: uv reads uv.toml/pyproject.toml from it, and it may be unreadable
 
 ACTION=${PV_ACTION:-}
@@ -137,11 +152,33 @@ remove_empty_dirs() {
   done
 }
 
-# The index options of this step (also what a rollback reinstalls from).
+# The index of this step (also what a rollback reinstalls from): in uv's
+# environment, where the login can go (argv is readable by every user).
+index_login_read
+if [[ -n $INDEX_USER && -z $INDEX_URL ]]; then die "stdin: INDEX_CREDENTIALS given without PV_INDEX_URL (the login is for a mirror) -> set vllm.indexUrl"; fi
+if [[ -n $INDEX_URL ]]; then
+  UV_INDEX_URL=$(index_url_with_login "$INDEX_URL")
+  export UV_INDEX_URL
+  unset UV_DEFAULT_INDEX
+fi
+INDEX_NOTE=${INDEX_URL:+ (index $INDEX_URL${INDEX_USER:+, with the login of indexCredentials})}
 INDEX_ARGS=()
-if [[ -n $INDEX_URL ]]; then INDEX_ARGS+=(--index-url "$INDEX_URL"); fi
 if [[ $NO_INDEX == 1 ]]; then INDEX_ARGS+=(--no-index); fi
 if [[ -n $FIND_LINKS ]]; then INDEX_ARGS+=(--find-links "$FIND_LINKS"); fi
+
+# uv "$@", everything it prints redacted (the login may be in an error's URL);
+# on failure: dies with $UV_FAILED, and the fix when the index refused.
+uv_redacted() {
+  local out refusal
+  out=$(mktemp)
+  if "$UV" "$@" 2>&1 | redact | tee -- "$out" >&2; then
+    rm -f -- "$out"
+    return 0
+  fi
+  refusal=$(index_refusal "$out")
+  rm -f -- "$out"
+  die "$UV_FAILED${refusal:+: $refusal}"
+}
 
 # ----------------------------------------------------- versioned venvs --
 # Field $2 of the ownership record $1.
@@ -272,8 +309,8 @@ versioned_venvs() {
     local args=(pip install --python "$PY" "${INDEX_ARGS[@]}")
     if [[ -n $TORCH_BACKEND ]]; then args+=(--torch-backend "$TORCH_BACKEND"); fi
     args+=(-- "$PACKAGE")
-    log "uv ${args[*]}"
-    "$UV" "${args[@]}" >&2 || die "uv pip install '$PACKAGE' into $VENV failed (see above)"
+    log "uv ${args[*]}$INDEX_NOTE"
+    UV_FAILED="uv pip install '$PACKAGE' into $VENV failed (see above)" uv_redacted "${args[@]}"
     verify_venv || die "the install does not verify: $VERIFY_ERR"
     printf 'venv=%s\ndist=%s\nversion=%s\npython=%s\ninstalled=%s\n' "$VENV" "$DIST" "$DIST_VERSION" "$PV_PYTHON" "$(date +%s%N)" >"$REC.tmp"
     mv -f -- "$REC.tmp" "$REC"
@@ -298,7 +335,7 @@ undo_packages() { # `uv pip freeze` output from before
   fi
   req=$(mktemp)
   printf '%s\n' "$1" >"$req"
-  "$UV" pip sync --python "$PY" "${INDEX_ARGS[@]}" "$req" >&2 || { rm -f "$req"; return 1; }
+  "$UV" pip sync --python "$PY" "${INDEX_ARGS[@]}" "$req" 2>&1 | redact >&2 || { rm -f "$req"; return 1; }
   rm -f "$req"
 }
 
@@ -345,14 +382,12 @@ if [[ $ACTION == create ]]; then
   if [[ -n $TORCH_BACKEND ]]; then args+=(--torch-backend "$TORCH_BACKEND"); fi
   if (( reinstall )); then args+=(--reinstall-package "$DIST"); fi
   args+=(-- "$PACKAGE")
-  log "uv ${args[*]}"
+  log "uv ${args[*]}$INDEX_NOTE"
   start=$(date +%s)
   txn_undo undo_packages "$("$UV" pip freeze --python "$PY" 2>/dev/null)"
   txn_new_dir "$STATE_DIR"
   txn_save "$STATE"
-  if ! "$UV" "${args[@]}" >&2; then
-    die "uv pip install '$PACKAGE' into $VENV failed (see above)"
-  fi
+  UV_FAILED="uv pip install '$PACKAGE' into $VENV failed (see above)" uv_redacted "${args[@]}"
   got=$(installed_version)
   [[ $got == "$DIST_VERSION" ]] || \
     die "after installing '$PACKAGE', $DIST reports version '${got:-none}', not $DIST_VERSION: PV_PACKAGE and PV_DIST_VERSION disagree"
