@@ -187,8 +187,15 @@ export function matrix(version: string): { id: string; loaded: LoadedConfig }[] 
 
 /** Every example stack (Pulumi.<name>.yaml) at the release it pins; the stand-in package is swapped for the real one. */
 export function exampleStacks(): { id: string; version: string; loaded: LoadedConfig }[] {
-  return fs
-    .readdirSync(ROOT)
+  // The stacks the project ships (tracked by git), not the stack files other test tiers write
+  // beside them while they run (Pulumi.slurm-<pid>.yaml, Pulumi.e2e-*.yaml).
+  let shipped: string[];
+  try {
+    shipped = execFileSync("git", ["ls-files", "--", "Pulumi.*.yaml"], { cwd: ROOT, encoding: "utf8" }).split("\n").filter(Boolean);
+  } catch {
+    shipped = fs.readdirSync(ROOT); // not a git checkout
+  }
+  return shipped
     .filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f))
     .map((f) => {
       const loaded = loadStackFile(path.join(ROOT, f));
